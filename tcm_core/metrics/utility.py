@@ -1,0 +1,171 @@
+"""Per-class utility curves U_c(t) over a calibration range (METHOD.md, "Per-class utility
+curve" and "Calibration range and the threshold grid").
+
+``utility_curves`` is exact at every grid threshold: pair counts come from a streaming pass
+over all unordered pairs (``pairs.accepted_counts``), never from an n x n matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tcm_core.errors import TCMError
+from tcm_core.metrics import pairs
+from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
+
+DEFAULT_FAR_RANGE = (1e-3, 1e-1)  # (our choice), METHOD.md
+DEFAULT_NUM_THRESHOLDS = 201  # (our choice), METHOD.md
+
+
+@dataclass(frozen=True, eq=False)
+class UtilityCurves:
+    """Utility of each usable class at each threshold of the grid.
+
+    ``thresholds (k,)``, ``classes (T,)``, ``class_sizes (T,)``, ``utility/tpr/tnr (T, k)``,
+    ``far (k,)`` the global false-accept rate, ``skipped_classes`` those with < 2 samples.
+    """
+
+    thresholds: np.ndarray
+    classes: np.ndarray
+    class_sizes: np.ndarray
+    utility: np.ndarray
+    tpr: np.ndarray
+    tnr: np.ndarray
+    far: np.ndarray
+    skipped_classes: np.ndarray
+    beta: float
+    far_range: tuple[float, float] | None
+    distance_range: tuple[float, float] | None
+
+    @property
+    def t_min(self) -> float:
+        return float(self.thresholds[0])
+
+    @property
+    def t_max(self) -> float:
+        return float(self.thresholds[-1])
+
+    @property
+    def num_thresholds(self) -> int:
+        return int(self.thresholds.size)
+
+
+def check_far_range(far_range) -> tuple[float, float]:
+    lo, hi = _pair(far_range, "far_range")
+    if not (0.0 <= lo < hi <= 1.0):
+        raise TCMError(f"far_range must satisfy 0 <= low < high <= 1; got ({lo:g}, {hi:g})")
+    return lo, hi
+
+
+def check_distance_range(distance_range) -> tuple[float, float]:
+    lo, hi = _pair(distance_range, "distance_range")
+    if not (0.0 <= lo < hi <= 2.0):
+        raise TCMError(
+            f"distance_range must satisfy 0 <= min < max <= 2 (distances between unit vectors); "
+            f"got ({lo:g}, {hi:g})"
+        )
+    return lo, hi
+
+
+def check_num_thresholds(num_thresholds) -> int:
+    if isinstance(num_thresholds, bool) or int(num_thresholds) != num_thresholds or num_thresholds < 2:
+        raise TCMError(f"num_thresholds must be an integer >= 2; got {num_thresholds!r}")
+    return int(num_thresholds)
+
+
+def check_beta(beta) -> float:
+    beta = float(beta)
+    if not (math.isfinite(beta) and beta > 0):
+        raise TCMError(f"beta must be a finite number > 0; got {beta!r}")
+    return beta
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TCMError(f"{name} must be two numbers (low, high); got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise TCMError(f"{name} must be finite; got ({lo}, {hi})")
+    return lo, hi
+
+
+def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """F-beta style utility ``(1+b^2) TPR TNR / (b^2 TNR + TPR)``, 0 where both rates are 0."""
+    b2 = beta * beta
+    num = (1.0 + b2) * tpr * tnr
+    den = b2 * tnr + tpr
+    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+
+def set_calibration_range(es: EmbeddingSet, far_range=DEFAULT_FAR_RANGE, distance_range=None):
+    """``(t_min, t_max)``: the given distance range, else quantiles of negative-pair distances."""
+    if distance_range is not None:
+        return check_distance_range(distance_range)
+    lo, hi = pairs.negative_distance_quantiles(es, check_far_range(far_range))
+    return float(lo), float(hi)
+
+
+def calibration_range(embeddings, labels, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
+                      normalize: bool = True) -> tuple[float, float]:
+    """``(t_min, t_max)`` in distance units; see METHOD.md for the FAR-band definition."""
+    es = embedding_set(embeddings, labels, normalize=normalize)
+    return set_calibration_range(es, far_range, distance_range)
+
+
+def curves_from_counts(classes, class_sizes, thresholds, pos_acc, neg_acc, *, beta, far_range,
+                       distance_range) -> UtilityCurves:
+    """Turn per-class accepted-pair counts ``(classes, k)`` (all classes, singletons included)
+    into ``UtilityCurves`` over the usable classes."""
+    sizes = np.asarray(class_sizes, dtype=np.float64)
+    n = sizes.sum()
+    usable = sizes >= 2
+    pos_total = sizes * (sizes - 1) / 2
+    neg_total = sizes * (n - sizes)
+    tpr = pos_acc[usable] / pos_total[usable, None]
+    tnr = 1.0 - neg_acc[usable] / neg_total[usable, None]
+    far = neg_acc.sum(axis=0) / 2.0 / pairs.negative_pair_count(class_sizes)
+    return UtilityCurves(
+        thresholds=np.asarray(thresholds, dtype=np.float64),
+        classes=np.asarray(classes)[usable],
+        class_sizes=np.asarray(class_sizes)[usable],
+        utility=utility_from_rates(tpr, tnr, beta),
+        tpr=tpr,
+        tnr=tnr,
+        far=far,
+        skipped_classes=np.asarray(classes)[~usable],
+        beta=beta,
+        far_range=None if distance_range is not None else tuple(far_range),
+        distance_range=None if distance_range is None else tuple(distance_range),
+    )
+
+
+def set_utility_curves(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
+                       num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=1.0) -> UtilityCurves:
+    """``utility_curves`` on an already validated ``EmbeddingSet``."""
+    k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
+    t_min, t_max = set_calibration_range(es, far_range, distance_range)
+    thresholds = np.linspace(t_min, t_max, k)
+    pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
+    return curves_from_counts(es.classes, es.class_sizes, thresholds, pos_acc, neg_acc, beta=beta,
+                              far_range=far_range, distance_range=distance_range)
+
+
+def utility_curves(embeddings, labels, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
+                   num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=1.0, normalize=True) -> UtilityCurves:
+    """Per-class utility curves, exact at each of ``num_thresholds`` grid thresholds.
+
+    embeddings (n, d) numpy array or torch tensor; labels (n,) ints or strings. The calibration
+    range is ``distance_range`` when given, else the ``far_range`` band of negative-pair FAR.
+    """
+    k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
+    if distance_range is not None:
+        check_distance_range(distance_range)
+    else:
+        check_far_range(far_range)
+    es = embedding_set(embeddings, labels, normalize=normalize)
+    return set_utility_curves(es, far_range=far_range, distance_range=distance_range,
+                              num_thresholds=k, beta=beta)
