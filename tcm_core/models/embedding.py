@@ -28,6 +28,7 @@ class EmbeddingModel(nn.Module):
         embedding_dim: int,
         *,
         head_batchnorm: bool = False,
+        head_hidden: int | None = None,
         freeze_backbone: bool = False,
         backbone_name: str = "custom",
     ):
@@ -40,6 +41,9 @@ class EmbeddingModel(nn.Module):
         self.feature_dim = feature_dim
         self.embedding_dim = embedding_dim
         layers: list[nn.Module] = [nn.Linear(feature_dim, embedding_dim)]
+        if head_hidden:  # Linear-BN-ReLU-Linear: a few-dimensional embedding learns much faster
+            layers = [nn.Linear(feature_dim, head_hidden), nn.BatchNorm1d(head_hidden),
+                      nn.ReLU(inplace=True), nn.Linear(head_hidden, embedding_dim)]
         if head_batchnorm:  # needs batches of 2+ in train mode
             layers.append(nn.BatchNorm1d(embedding_dim))
         self.head = nn.Sequential(*layers)
@@ -98,6 +102,7 @@ def create_model(
     in_channels: int = 3,
     freeze_backbone: bool = False,
     head_batchnorm: bool = False,
+    head_hidden: int | None = None,
     channels_last: bool = False,
 ) -> EmbeddingModel:
     """Registry backbone ``backbone`` + a Linear(F, embedding_dim) head, L2-normalised output."""
@@ -107,6 +112,7 @@ def create_model(
         feature_dim,
         embedding_dim,
         head_batchnorm=head_batchnorm,
+        head_hidden=head_hidden,
         freeze_backbone=freeze_backbone,
         backbone_name=backbone,
     )

@@ -1,0 +1,91 @@
+"""A run on disk: a folder with ``config.json``, ``metrics.json``, ``embeddings.npz`` (what
+``evaluate`` reads) and ``checkpoint.pt``. All written atomically; a comparison is a folder
+with ``baseline/`` and ``tcm/`` runs. The app's run picker reads these folders.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tcm_core.errors import TCMError
+from tcm_core.io import _atomic_write, load_embeddings, save_embeddings, save_json
+from tcm_core.training.config import TrainConfig
+
+CONFIG, METRICS, EMBEDDINGS, CHECKPOINT = "config.json", "metrics.json", "embeddings.npz", "checkpoint.pt"
+PAIR = ("baseline", "tcm")
+
+
+def save_config(run_dir, config: TrainConfig) -> None:
+    save_json(Path(run_dir) / CONFIG, config.to_dict())
+
+
+def load_config(run_dir) -> TrainConfig:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise TCMError(f"{run_dir} is not a run folder: {CONFIG} is missing")
+    return TrainConfig.from_dict(json.loads(path.read_text()))
+
+
+def save_metrics(run_dir, metrics: dict) -> None:
+    save_json(Path(run_dir) / METRICS, metrics)
+
+
+def load_metrics(run_dir) -> dict:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise TCMError(f"{run_dir} has no {METRICS} yet (the run has not finished an epoch)")
+    return json.loads(path.read_text())
+
+
+def save_run_embeddings(run_dir, embeddings, labels) -> None:
+    save_embeddings(Path(run_dir) / EMBEDDINGS, embeddings, labels)
+
+
+def load_run_embeddings(run_dir):
+    return load_embeddings(Path(run_dir) / EMBEDDINGS)
+
+
+def save_checkpoint(run_dir, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buffer.getvalue()))
+
+
+def load_checkpoint(run_dir) -> dict:
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise TCMError(f"cannot resume: {path} does not exist (train at least one epoch first)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a foreign or damaged file: never unpickled beyond tensors
+        raise TCMError(f"cannot resume: {path} is not a readable checkpoint ({exc})") from None
+
+
+@dataclass(frozen=True)
+class RunPair:
+    """A baseline run and its +TCM twin (same initial weights and batch order)."""
+
+    root: Path
+
+    @property
+    def baseline(self) -> Path:
+        return self.root / "baseline"
+
+    @property
+    def tcm(self) -> Path:
+        return self.root / "tcm"
+
+
+def find_pairs(root) -> list[RunPair]:
+    """Comparison folders under ``root`` whose two runs both have metrics, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [RunPair(p) for p in root.iterdir()
+             if all((p / side / METRICS).is_file() for side in PAIR)]
+    return sorted(found, key=lambda r: (r.tcm / METRICS).stat().st_mtime, reverse=True)
