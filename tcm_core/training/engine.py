@@ -9,6 +9,7 @@ is TCM alone. After each epoch it evaluates R@1, OPIS and eps-OPIS on the test s
 from __future__ import annotations
 
 import contextlib
+import math
 import copy
 import time
 from pathlib import Path
@@ -131,7 +132,7 @@ def _schedule(opt, total_steps: int, done: int = 0):
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
 
     for group in opt.param_groups:
         group.setdefault("initial_lr", group["lr"])
@@ -184,7 +185,7 @@ def _train_epoch(name, epoch, wrapped, opt, schedule, sampler, prepared, device,
         totals += [terms.total.detach().item(), terms.base.detach().item(), float(terms.tcm.detach())]
         callback.on_step(name, epoch, step + 1, steps, totals[0] / (step + 1))
     mean = totals / max(1, steps)
-    return dict(loss=mean[0], base_loss=mean[1], tcm_loss=mean[2], steps=steps)
+    return dict(loss=float(mean[0]), base_loss=float(mean[1]), tcm_loss=float(mean[2]), steps=steps)
 
 
 @torch.no_grad()

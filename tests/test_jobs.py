@@ -1,0 +1,153 @@
+"""Background training jobs on the 8x8 digits: progress snapshots, stop/resume, errors, and
+the shared one-at-a-time registry."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from tcm_core import jobs
+from tcm_core.errors import TCMError
+from tcm_core.jobs import JobManager, JobStatus, RunProgress, TrainingJob
+from tcm_core.training import TrainConfig, runs, train
+
+FAST = dict(dataset="digits", epochs=2, batch_size=32, samples_per_class=4, embedding_dim=8,
+            loss="multi_similarity", device="cpu", max_train_samples=400, max_test_samples=300)
+TIMEOUT = 120  # seconds; generous because the 2 cores may be shared
+
+
+def poll(job, every=0.05):
+    """Snapshots every ``every`` seconds until the job ends, as the page's fragment would."""
+    seen, deadline = [], time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        seen.append(job.snapshot())
+        if seen[-1].status in jobs.TERMINAL:
+            return seen
+        time.sleep(every)
+    job.stop()
+    pytest.fail(f"job still {seen[-1].status} after {TIMEOUT} s")
+
+
+def wait_for(job, predicate):
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate(job.snapshot()):
+        assert time.monotonic() < deadline and not job.done, job.snapshot()
+        time.sleep(0.05)
+
+
+def test_fraction_hand_computed():
+    # epoch 1 (0-based) of 2, step 5 of 10: (1 * 10 + 5) / (2 * 10) = 0.75
+    assert RunProgress("tcm", epochs=2, steps_per_epoch=10, epoch=1, step=5).fraction == 0.75
+    assert RunProgress("tcm", epochs=2).fraction == 0.0  # steps not known yet
+    assert RunProgress("tcm", epochs=2, steps_per_epoch=10, finished=True).fraction == 1.0
+
+
+def test_compare_job_reports_progress_and_finishes(tmp_path):
+    out = tmp_path / "pair"
+    job = TrainingJob(TrainConfig(**FAST), out, compare=True)
+    assert job.snapshot().status == JobStatus.QUEUED
+    seen = poll(job.start())
+    last = seen[-1]
+    assert last.status == JobStatus.FINISHED and last.error is None and job.done
+    assert list(last.runs) == ["baseline", "tcm"]  # plan order
+    for name in ("baseline", "tcm"):
+        fractions = [s.runs[name].fraction for s in seen]
+        assert all(a <= b for a, b in zip(fractions, fractions[1:])), fractions
+        assert fractions[-1] == 1.0 and any(0 < f < 1 for f in fractions)  # seen mid-run
+        run = last.runs[name]
+        assert run.finished and run.steps_per_epoch > 0 and run.loss > 0
+        assert [r["epoch"] for r in run.records] == [1, 2]
+        assert all(0 <= r["recall_at_1"] <= 1 and 0 <= r["opis"] for r in run.records)
+        saved = json.loads((out / name / runs.METRICS).read_text())
+        assert saved["history"] == [pytest.approx(r) for r in run.records]
+    assert last.started <= last.finished and last.elapsed == pytest.approx(last.finished - last.started)
+    assert job.wait(0) and job.snapshot().elapsed == last.elapsed  # the clock stops at the end
+
+
+def test_stop_then_resume_keeps_history(tmp_path):
+    out = tmp_path / "run"
+    job = TrainingJob(TrainConfig(**dict(FAST, epochs=3)), out, compare=False).start()
+    wait_for(job, lambda s: len(s.runs["baseline"].records) >= 1)
+    job.stop()
+    asked = time.monotonic()
+    assert job.wait(10) and time.monotonic() - asked < 10
+    stopped = job.snapshot()
+    assert stopped.status == JobStatus.STOPPED and stopped.error is None
+    assert "stopped" in stopped.stage and job.resumable
+    first = stopped.runs["baseline"].records[0]
+
+    again = job.resume()
+    assert again.job_id != job.job_id and again.out == out and again.resumed
+    last = poll(again)[-1]
+    assert last.status == JobStatus.FINISHED, last.error
+    records = last.runs["baseline"].records
+    assert [r["epoch"] for r in records] == [1, 2, 3] and records[0] == pytest.approx(first)
+    assert [h["epoch"] for h in runs.load_metrics(out)["history"]] == [1, 2, 3]
+    with pytest.raises(TCMError, match="cannot be resumed"):
+        again.resume()  # finished jobs have nothing to continue
+
+
+def test_bad_config_fails_with_the_users_message(tmp_path):
+    config = TrainConfig(**dict(FAST, dataset="folder", data_dir="/nonexistent"))
+    with pytest.raises(TCMError) as direct:
+        train(config, tmp_path / "direct")
+    job = TrainingJob(config, tmp_path / "bad").start()
+    assert job.wait(TIMEOUT)
+    snap = job.snapshot()
+    assert snap.status == JobStatus.FAILED and snap.error == str(direct.value) and snap.detail is None
+    assert not job.resumable
+
+
+def test_unexpected_error_is_one_line_with_traceback_kept(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("tensor on fire\nsecond line")
+
+    monkeypatch.setattr(jobs, "train", broken)
+    job = TrainingJob(TrainConfig(**FAST), tmp_path / "x").start()
+    assert job.wait(TIMEOUT)
+    snap = job.snapshot()
+    assert snap.status == JobStatus.FAILED
+    assert snap.error == "unexpected error: RuntimeError: tensor on fire"
+    assert "Traceback" in snap.detail and "second line" in snap.detail
+
+
+def test_manager_runs_one_job_at_a_time(tmp_path):
+    manager = JobManager()
+    first = manager.submit(TrainConfig(**dict(FAST, epochs=1)), tmp_path / "a", compare=False)
+    assert manager.active() == [first] and manager.get(first.job_id) is first
+    with pytest.raises(TCMError, match="already running"):
+        manager.submit(TrainConfig(**FAST), tmp_path / "b")
+    assert first.wait(TIMEOUT) and first.snapshot().status == JobStatus.FINISHED
+    assert (tmp_path / "a" / runs.METRICS).is_file()  # exactly the folder asked for
+
+    second = manager.submit(TrainConfig(**FAST), tmp_path / "b")
+    second.stop()  # stops at its first step: no checkpoint, so nothing to resume
+    assert second.wait(TIMEOUT) and second.snapshot().status == JobStatus.STOPPED
+    assert not second.resumable
+    with pytest.raises(TCMError, match="cannot be resumed"):
+        manager.resume(second.job_id)
+    assert manager.jobs() == [second, first] and manager.active() == []
+    with pytest.raises(TCMError, match="no training job"):
+        manager.get("nope")
+
+
+def test_manager_concurrent_submits_start_one_job(tmp_path):
+    manager, started, refused = JobManager(), [], []
+    gate = threading.Barrier(4)
+
+    def submit(i):
+        gate.wait()
+        try:
+            started.append(manager.submit(TrainConfig(**FAST), tmp_path / str(i)))
+        except TCMError:
+            refused.append(i)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(started) == 1 and len(refused) == 3
+    started[0].stop()
+    assert started[0].wait(TIMEOUT) and manager.jobs() == started
