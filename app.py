@@ -2,6 +2,13 @@
 
 import streamlit as st
 
+from pages._common import sidebar
+
 st.set_page_config(page_title="TCM Explorer", page_icon=":material/tune:", layout="wide")
-navigation = st.navigation([st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)])
+navigation = st.navigation([
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/threshold.py", title="Threshold consistency", icon=":material/ssid_chart:"),
+])
+sidebar()
 navigation.run()

@@ -26,6 +26,20 @@ setup() {
   fi
 }
 
+# The browser tests drive Debian's Chromium through Playwright (playwright's own browser
+# download needs the internet). Installed here when missing and we may; in CI (CI=true) the
+# browser test fails rather than skips when there is no browser.
+browser() {
+  if [ -x "${TCM_CHROMIUM:-/usr/bin/chromium}" ]; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's chromium for the browser tests ..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; the browser test will not run" >&2
+  else
+    echo "note: no Chromium at /usr/bin/chromium (apt-get install chromium); the browser test will not run" >&2
+  fi
+}
+
 case "${1:-}" in
   app)
     setup
@@ -33,6 +47,7 @@ case "${1:-}" in
     ;;
   test)
     setup
+    browser
     exec .venv/bin/python -m pytest "${@:2}"
     ;;
   *)

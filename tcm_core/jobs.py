@@ -4,7 +4,7 @@ A ``TrainingJob`` runs ``training.train`` in a daemon thread and records the eng
 under a lock; the page reads plain, frozen ``JobSnapshot``s (cheap, every ~0.5 s from an
 ``st.fragment``). No exception leaves the thread: it becomes a ``failed`` or ``stopped`` status.
 ``JobManager`` is the one registry the app shares across sessions (``st.cache_resource``);
-it runs one job at a time because CPU training saturates the cores. See METHOD.md (training).
+it runs one job at a time because CPU training saturates the cores.
 """
 
 from __future__ import annotations
@@ -132,21 +132,19 @@ class TrainingJob(Callback):
 
     @property
     def resumable(self) -> bool:
-        """Stopped or failed, with a checkpoint for every run (the engine resumes each run)."""
-        return self._state.status in (JobStatus.STOPPED, JobStatus.FAILED) and all(
-            (self.run_dir(n) / runs.CHECKPOINT).is_file() for n in self._state.runs)
+        """Stopped or failed after the first run of the plan saved a checkpoint (a later run
+        without one starts fresh when resumed)."""
+        first = next(iter(self._state.runs), None)
+        return (self._state.status in (JobStatus.STOPPED, JobStatus.FAILED) and first is not None
+                and (self.run_dir(first) / runs.CHECKPOINT).is_file())
 
-    def check_resumable(self) -> None:
+    def resume(self, start: bool = True) -> "TrainingJob":
+        """A new job that continues this one's folder from its checkpoints (started by default)."""
         if not self.resumable:
             raise TCMError(f"job {self.job_id} cannot be resumed: it must be stopped or failed after "
-                           f"every run has finished at least one epoch")
-
-    def resume(self) -> "TrainingJob":
-        """A new, started job that continues this one's folder from its checkpoints."""
-        self.check_resumable()
-        return TrainingJob(self.config, self.out, self.compare, resume=True).start()
-
-    # --- the thread ---------------------------------------------------------------------------
+                           f"its first run finished at least one epoch")
+        job = TrainingJob(self.config, self.out, self.compare, resume=True)
+        return job.start() if start else job
 
     def _main(self) -> None:
         outcome: dict = dict(status=JobStatus.FAILED, error="training ended without a result")
@@ -173,8 +171,6 @@ class TrainingJob(Callback):
             old = self._state.runs.get(name) or RunProgress(name, self.config.epochs)
             self._set(runs={**self._state.runs, name: dataclasses.replace(old, **changes)})
 
-    # --- engine callbacks ---------------------------------------------------------------------
-
     def on_stage(self, text: str, done: int = 0, total: int = 0) -> None:
         with self._lock:
             self._set(stage=text, stage_fraction=done / total if total else None)
@@ -192,7 +188,7 @@ class TrainingJob(Callback):
             self._set(stage=f"training {run}", stage_fraction=None)
 
     def on_step(self, run: str, epoch: int, step: int, steps: int, loss: float) -> None:
-        self._update_run(run, epoch=epoch, step=step, steps_per_epoch=steps, loss=loss)
+        self._update_run(run, epoch=epoch, step=step, steps_per_epoch=steps, loss=float(loss))
 
     def on_epoch_end(self, run: str, record: dict) -> None:
         records = self._state.runs[run].records + (dict(record),)  # only this thread writes runs
@@ -215,18 +211,18 @@ class JobManager:
 
     def submit(self, config: TrainConfig, out, compare: bool = True, resume: bool = False) -> TrainingJob:
         """Start a job training into ``out`` exactly; refuses while ``max_running`` jobs run."""
-        with self._lock:
-            if len(self._active()) >= self.max_running:
-                raise TCMError("a training job is already running; stop it or wait")
-            job = TrainingJob(config, out, compare, resume)
-            self._jobs[job.job_id] = job
-            return job.start()
+        return self._start(TrainingJob(config, out, compare, resume))
 
     def resume(self, job_id: str) -> TrainingJob:
         """Continue a stopped or failed job's folder as a new job."""
-        old = self.get(job_id)
-        old.check_resumable()
-        return self.submit(old.config, old.out, old.compare, resume=True)
+        return self._start(self.get(job_id).resume(start=False))
+
+    def _start(self, job: TrainingJob) -> TrainingJob:
+        with self._lock:  # check and start at once, so two sessions cannot both start one
+            if len(self._active()) >= self.max_running:
+                raise TCMError("a training job is already running; stop it or wait")
+            self._jobs[job.job_id] = job
+            return job.start()
 
     def get(self, job_id: str) -> TrainingJob:
         with self._lock:

@@ -29,13 +29,6 @@ def poll(job, every=0.05):
     pytest.fail(f"job still {seen[-1].status} after {TIMEOUT} s")
 
 
-def wait_for(job, predicate):
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate(job.snapshot()):
-        assert time.monotonic() < deadline and not job.done, job.snapshot()
-        time.sleep(0.05)
-
-
 def test_fraction_hand_computed():
     # epoch 1 (0-based) of 2, step 5 of 10: (1 * 10 + 5) / (2 * 10) = 0.75
     assert RunProgress("tcm", epochs=2, steps_per_epoch=10, epoch=1, step=5).fraction == 0.75
@@ -67,14 +60,15 @@ def test_compare_job_reports_progress_and_finishes(tmp_path):
 
 def test_stop_then_resume_keeps_history(tmp_path):
     out = tmp_path / "run"
-    job = TrainingJob(TrainConfig(**dict(FAST, epochs=3)), out, compare=False).start()
-    wait_for(job, lambda s: len(s.runs["baseline"].records) >= 1)
-    job.stop()
-    asked = time.monotonic()
-    assert job.wait(10) and time.monotonic() - asked < 10
+    job = TrainingJob(TrainConfig(**dict(FAST, epochs=3)), out, compare=False)
+    record_epoch = job.on_epoch_end
+    job.on_epoch_end = lambda run, record: (record_epoch(run, record), job.stop())  # after epoch 1
+    job.start()
+    assert job.wait(TIMEOUT)
     stopped = job.snapshot()
     assert stopped.status == JobStatus.STOPPED and stopped.error is None
-    assert "stopped" in stopped.stage and job.resumable
+    assert "stopped during epoch 2" in stopped.stage and job.resumable
+    assert [r["epoch"] for r in stopped.runs["baseline"].records] == [1]
     first = stopped.runs["baseline"].records[0]
 
     again = job.resume()
@@ -123,7 +117,9 @@ def test_manager_runs_one_job_at_a_time(tmp_path):
 
     second = manager.submit(TrainConfig(**FAST), tmp_path / "b")
     second.stop()  # stops at its first step: no checkpoint, so nothing to resume
-    assert second.wait(TIMEOUT) and second.snapshot().status == JobStatus.STOPPED
+    asked = time.monotonic()
+    assert second.wait(10) and second.snapshot().status == JobStatus.STOPPED
+    assert time.monotonic() - asked < 10
     assert not second.resumable
     with pytest.raises(TCMError, match="cannot be resumed"):
         manager.resume(second.job_id)

@@ -11,6 +11,7 @@ from conftest import clustered
 from tcm_core.errors import TCMError
 from tcm_core.metrics import (UtilityCurves, distance_histograms, eps_opis, opis, utility_curves,
                               utility_from_rates, worst_classes)
+from tcm_core.viz.utility import MAX_CLOUD_POINTS, display_columns
 from tcm_core.viz import (class_rates, class_table, format_metric, history_figure, opis_change,
                           utility_figure, utility_pair_figure)
 
@@ -154,9 +155,12 @@ def test_two_thousand_classes_is_one_fast_trace():
     everyone = by_name(fig, "all 2000 classes")
     assert len(fig.data) == 3 and len(pair.data) == 6
     assert everyone.hoverinfo == "skip" and everyone.text is None
-    assert everyone.y.size == 2000 * 201 + 1999
-    np.testing.assert_allclose(segments(everyone.y, 201)[[0, 1234, 1999]],
-                               curves.utility[[0, 1234, 1999]], rtol=1e-6, atol=1e-7)
+    cols = display_columns(201, 2000)  # 2000 x 201 points exceed the cloud's budget: thinned
+    assert 1 < cols.size < 201 and cols[0] == 0 and cols[-1] == 200
+    assert everyone.y.size == 2000 * cols.size + 1999 <= MAX_CLOUD_POINTS + 1999
+    np.testing.assert_allclose(segments(everyone.y, cols.size)[[0, 1234, 1999]],
+                               curves.utility[[0, 1234, 1999]][:, cols], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(segments(everyone.x, cols.size)[0], curves.thresholds[cols], rtol=1e-6)
     assert len(by_name(fig, "worst").text) == 200 * 202 - 1
     start = time.perf_counter()
     fig.to_json()

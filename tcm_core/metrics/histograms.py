@@ -60,13 +60,13 @@ class DistanceHistograms:
         k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
         t_min, t_max = self.calibration_range(far_range, distance_range)
         thresholds = np.linspace(t_min, t_max, k)
-        pos = _interp_rows(thresholds, self.grid, self.pos_acc)
-        neg = _interp_rows(thresholds, self.grid, self.neg_acc)
+        pos = interp_rows(thresholds, self.grid, self.pos_acc)
+        neg = interp_rows(thresholds, self.grid, self.neg_acc)
         return curves_from_counts(self.classes, self.class_sizes, thresholds, pos, neg, beta=beta,
                                   far_range=far_range, distance_range=distance_range)
 
 
-def _interp_rows(x: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def interp_rows(x: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Piecewise-linear interpolation of each row of ``rows (c, g)`` at ``x (k,)`` -> ``(c, k)``."""
     j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, grid.size - 2)
     w = (x - grid[j]) / (grid[j + 1] - grid[j])

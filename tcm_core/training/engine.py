@@ -63,12 +63,14 @@ def train(config: TrainConfig, out, *, compare: bool = False, resume: bool = Fal
     loss = build_loss(config.replace(tcm=False), prepared.splits)
     initial = (copy.deepcopy(model.state_dict()), copy.deepcopy(loss.base.state_dict()))
     results = {}
-    for name, cfg, run_dir in plan:
+    for i, (name, cfg, run_dir) in enumerate(plan):
         model.load_state_dict(initial[0])
         run_loss = build_loss(cfg, prepared.splits)
         run_loss.base.load_state_dict(initial[1])
+        # a pair stopped during its baseline has no +TCM checkpoint yet: that run starts fresh
+        again = resume and (i == 0 or (run_dir / runs.CHECKPOINT).is_file())
         results[name] = _train_run(name, cfg, run_dir, prepared, model, run_loss, device,
-                                   rank, world, resume, callback)
+                                   rank, world, again, callback)
     return results
 
 

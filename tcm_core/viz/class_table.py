@@ -16,7 +16,7 @@ import pandas as pd
 
 from tcm_core.errors import TCMError
 from tcm_core.metrics import DistanceHistograms, UtilityCurves
-from tcm_core.metrics.histograms import _interp_rows
+from tcm_core.metrics.histograms import interp_rows
 
 BASE, TCM = "baseline", "+TCM"
 
@@ -27,8 +27,8 @@ def class_rates(hist: DistanceHistograms, threshold: float) -> pd.DataFrame:
     t = _check_threshold(threshold)
     sizes = np.asarray(hist.class_sizes, dtype=np.float64)
     usable = sizes >= 2
-    pos = _interp_rows(np.array([t]), hist.grid, hist.pos_acc[usable])[:, 0]
-    neg = _interp_rows(np.array([t]), hist.grid, hist.neg_acc[usable])[:, 0]
+    pos = interp_rows(np.array([t]), hist.grid, hist.pos_acc)[usable, 0]  # no copy of the grid
+    neg = interp_rows(np.array([t]), hist.grid, hist.neg_acc)[usable, 0]
     s = sizes[usable]
     return pd.DataFrame(
         {"size": np.asarray(hist.class_sizes)[usable].astype(int),

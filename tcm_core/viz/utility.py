@@ -81,15 +81,28 @@ def _add_panel(fig, curves: UtilityCurves, *, eps, color, row, col, label="", fi
     _add_scores(fig, curves, eps, len(worst), row, col)
 
 
+MAX_CLOUD_POINTS = 40_000  # per panel: beyond this the cloud is drawn on every n-th threshold
+
+
+def display_columns(k: int, t: int) -> np.ndarray:
+    """Threshold indices to draw for ``t`` curves of ``k`` points: all of them, or an even
+    stride (always keeping both ends) so the figure stays light. Display only: every number
+    shown is computed on the full grid."""
+    stride = int(np.ceil(t * k / MAX_CLOUD_POINTS))
+    return np.arange(k) if stride <= 1 else np.unique(np.append(np.arange(0, k, stride), k - 1))
+
+
 def _all_classes_trace(curves: UtilityCurves, names, color, label) -> go.Scattergl:
-    t, k = curves.utility.shape
+    cols = display_columns(curves.num_thresholds, curves.utility.shape[0])
+    thresholds, utility = curves.thresholds[cols], curves.utility[:, cols]
+    t, k = utility.shape
     hover = dict(hoverinfo="skip")
     if t <= HOVER_CLASS_LIMIT:
         hover = dict(text=np.repeat(names, k + 1)[:-1],
                      hovertemplate="class %{text}<br>d = %{x:.3f}<br>U = %{y:.3f}<extra></extra>")
     name = f"{label}: all {t} classes" if label else f"all {t} classes"
     return go.Scattergl(
-        x=gapped(np.broadcast_to(curves.thresholds, (t, k))), y=gapped(curves.utility),
+        x=gapped(np.broadcast_to(thresholds, (t, k))), y=gapped(utility),
         mode="lines", connectgaps=False, name=name, legendgroup=f"all-{label}",
         line=dict(color=rgba(color, float(np.clip(2.0 / np.sqrt(t), 0.06, 0.5))), width=1),
         **hover)
