@@ -1,0 +1,6 @@
+"""Placeholder: built next (issue 5)."""
+
+import streamlit as st
+
+st.title("Sphere")
+st.info("This page is being built.")
