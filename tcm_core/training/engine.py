@@ -48,8 +48,12 @@ class Objective(nn.Module):
 
 
 def train(config: TrainConfig, out, *, compare: bool = False, resume: bool = False,
-          callback: Callback | None = None) -> dict[str, dict]:
-    """Train ``config`` into ``out`` (``out/baseline`` and ``out/tcm`` with ``compare``)."""
+          callback: Callback | None = None, eval_last_only: bool = False) -> dict[str, dict]:
+    """Train ``config`` into ``out`` (``out/baseline`` and ``out/tcm`` with ``compare``).
+
+    ``eval_last_only``: evaluate and save only after the last epoch (a quick retrain: the
+    weights are the same, the history has one record and no earlier epoch can be resumed).
+    """
     callback = callback or Callback()
     out = Path(out)
     rank, world, device = ddp.init(resolve_device(config.device))
@@ -70,12 +74,12 @@ def train(config: TrainConfig, out, *, compare: bool = False, resume: bool = Fal
         # a pair stopped during its baseline has no +TCM checkpoint yet: that run starts fresh
         again = resume and (i == 0 or (run_dir / runs.CHECKPOINT).is_file())
         results[name] = _train_run(name, cfg, run_dir, prepared, model, run_loss, device,
-                                   rank, world, again, callback)
+                                   rank, world, again, callback, eval_last_only)
     return results
 
 
 def _train_run(name, cfg, run_dir, prepared: Prepared, model, loss, device, rank, world,
-               resume, callback) -> dict:
+               resume, callback, eval_last_only: bool = False) -> dict:
     objective = Objective(model, loss, prepared.features).to(device)
     if device.type == "cuda" and not prepared.features:
         objective = objective.to(memory_format=torch.channels_last)
@@ -97,6 +101,8 @@ def _train_run(name, cfg, run_dir, prepared: Prepared, model, loss, device, rank
         t0 = time.perf_counter()
         sums = _train_epoch(name, epoch, wrapped, opt, schedule, sampler, prepared, device, cfg,
                             callback, run_dir)
+        if eval_last_only and epoch + 1 < cfg.epochs:
+            continue
         embeddings = _embed_test(objective, prepared, device, world)
         if rank == 0:
             labels = np.asarray(prepared.splits.test_classes)[prepared.splits.test_labels]

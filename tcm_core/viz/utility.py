@@ -150,6 +150,8 @@ def _add_scores(fig, curves: UtilityCurves, eps, n_worst, row, col):
 
 
 def _style_axes(fig, x_range):
-    fig.update_xaxes(title_text=X_TITLE, range=list(x_range))
-    fig.update_yaxes(title_text=Y_TITLE, range=list(Y_RANGE))
-    fig.update_layout(template="plotly_white", margin=dict(t=80))
+    # plotly_white's look, set directly: assigning a template deep-copies it on every slider move
+    grid = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#ccc")
+    fig.update_xaxes(title_text=X_TITLE, range=list(x_range), **grid)
+    fig.update_yaxes(title_text=Y_TITLE, range=list(Y_RANGE), **grid)
+    fig.update_layout(plot_bgcolor="white", paper_bgcolor="white", margin=dict(t=80))
