@@ -1,6 +1,96 @@
-"""Placeholder: built next (issue 5)."""
+"""Embeddings on the sphere: the ArcFace toy's picture (METHOD.md, "The ArcFace toy"). 3-D runs
+on the sphere with class densities painted on it, 2-D runs on the circle, higher dimensions as
+PCA at once and UMAP (computed in the background) when ready."""
 
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
 
-st.title("Sphere")
-st.info("This page is being built.")
+from pages._common import load_run, pick_pair, show_error
+from tcm_core.projection import UmapJob, pca_2d, warm_up_umap
+from tcm_core.density import default_kappa
+from tcm_core.viz.sphere import (circle_pair_figure, max_drawable_kappa, projection_pair_figure,
+                                 sphere_pair_figure)
+
+KAPPAS = sorted({float(f"{k:.2g}") for k in np.geomspace(1, 2000, 34)})
+
+st.title("Embeddings on the sphere")
+st.markdown(
+    "ArcFace puts each class around one **direction**: here are the test embeddings of both runs "
+    "on the unit sphere (3-D) or circle (2-D), each class's kernel density drawn around its centre. "
+    "With **TCM** the clusters should be more compact and the gaps between them clearer. Drag to "
+    "rotate; both spheres start from the same camera and share one colour scale.")
+
+
+@st.cache_data(max_entries=16, show_spinner="Painting the class densities ...")
+def _figure(base: str, tcm: str, kappa: float, n_points: int):
+    (_, _, bx, by), (_, _, tx, ty) = load_run(Path(base)), load_run(Path(tcm))
+    if bx.shape[1] == 3:
+        return sphere_pair_figure(bx, by, tx, ty, kappa=kappa, max_points=n_points)
+    return circle_pair_figure(bx, by, tx, ty, kappa=kappa)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _umap_job(path: str) -> UmapJob:
+    _, _, x, y = load_run(Path(path))
+    return UmapJob(x, y)
+
+
+def _drawable(pair, x, y):
+    key = f"kappa::{pair.root}"
+    rule = default_kappa(x, y)
+    start = min(rule, max_drawable_kappa()) if x.shape[1] == 3 else rule
+    default = max([k for k in KAPPAS if k <= start] or KAPPAS[:1])
+    c1, c2 = st.columns(2)
+    kappa = c1.select_slider("Kernel concentration κ (larger: narrower kernel)", KAPPAS,
+                             value=default, key=key, format_func=lambda k: f"{k:g}")
+    n_points = 0
+    if x.shape[1] == 3:
+        n_points = c2.slider("Points drawn per sphere", 0, min(len(x), 10_000), min(len(x), 1500),
+                             100, key="sphere_points")
+    st.plotly_chart(_figure(str(pair.baseline), str(pair.tcm), kappa, n_points), width="stretch")
+    shape = "sphere" if x.shape[1] == 3 else "circle"
+    st.caption(f"{len(x):,} test embeddings per run on the unit {shape}, {len(np.unique(y))} classes. "
+               f"von Mises–Fisher kernel, κ = {kappa:g} (rule of thumb for these clusters: {rule:.3g}"
+               + (f"; capped at {start:.3g} to start, the narrowest kernel the sphere's grid draws cleanly"
+                  if start < rule else "") + ")." + (" Colour: the largest class density at each place."
+                                                     if x.shape[1] == 3 else ""))
+
+
+def _projection(pair, n: int, polling: bool):
+    jobs = [_umap_job(str(p)) for p in (pair.baseline, pair.tcm)]
+    failed = next((j.error for j in jobs if j.error is not None), None)
+    ready = all(j.done for j in jobs) and failed is None
+    if ready and polling:
+        st.rerun()  # the whole page, so the fragment stops polling
+    if ready:
+        xy = [j.result for j in jobs]
+        what = "UMAP (cosine metric, seed 0)"
+    else:
+        xy = [pca_2d(load_run(p)[2])[j.indices] for p, j in zip((pair.baseline, pair.tcm), jobs)]
+        what = "PCA (first two components)"
+    st.plotly_chart(projection_pair_figure(xy[0], jobs[0].labels, xy[1], jobs[1].labels),
+                    width="stretch")
+    note = "" if ready or failed else " UMAP is being computed in the background; the view switches when it is ready."
+    st.caption(f"{what} of a class-stratified sample of {len(jobs[0].indices):,} of {n:,} "
+               f"embeddings per run.{note}")
+    if failed is not None:
+        show_error(failed)
+
+
+pair = pick_pair()
+if pair is None:
+    st.stop()
+warm_up_umap()  # numba compiles UMAP once per server, in the background, before it is needed
+try:
+    _, _, x, y = load_run(pair.baseline)
+    if x.shape[1] <= 3:
+        _drawable(pair, x, y)
+    else:
+        st.info(f"These embeddings have {x.shape[1]} dimensions: shown projected to 2-D.")
+        jobs = [_umap_job(str(p)) for p in (pair.baseline, pair.tcm)]
+        polling = not all(j.done for j in jobs)
+        st.fragment(_projection, run_every=2.0 if polling else None)(pair, len(x), polling)
+except Exception as exc:  # shown, never a traceback
+    show_error(exc)

@@ -218,23 +218,36 @@ def _copy_run(src: Path, dst: Path) -> None:
 def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
             lambda_pos: float | None = None, lambda_neg: float | None = None,
             baseline: Path | None = None, budget: RetrainBudget = RetrainBudget(),
-            callback: Callback | None = None) -> RetrainResult:
+            callback: Callback | None = None, threads: int | None = 1,
+            reuse_baseline: bool | None = None) -> RetrainResult:
     """Train ``config``'s +TCM run again with margins m+ / m- into ``out/tcm`` (a run pair).
 
     ``out/baseline`` is the baseline under the same budget: a copy of ``baseline`` (a run
     folder) when the budget is the original one, else trained here from the same initial
-    weights and batch order. Evaluation runs only after the last epoch.
+    weights and batch order (``reuse_baseline=True``: copy ``baseline`` anyway, it was trained
+    under this budget, as in a sweep). Evaluation runs only after the last epoch. ``threads``: torch
+    CPU threads while it trains (1 by default: a head's tiny steps run ~50x slower with 2
+    threads on a busy 2-core machine); None leaves torch's setting alone.
     """
+    import torch
+
     from tcm_core.training.engine import train
 
     out, started = Path(out), time.perf_counter()
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
-    reuse = baseline is not None and not reduced and (Path(baseline) / runs.METRICS).is_file()
-    if reuse:
-        _copy_run(Path(baseline), out / "baseline")
-        train(cfg, out / "tcm", callback=callback, eval_last_only=True)
-    else:
-        train(cfg, out, compare=True, callback=callback, eval_last_only=True)
+    reuse = baseline is not None and (Path(baseline) / runs.METRICS).is_file() and (
+        reuse_baseline if reuse_baseline is not None else not reduced)
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        if reuse:
+            _copy_run(Path(baseline), out / "baseline")
+            train(cfg, out / "tcm", callback=callback, eval_last_only=True)
+        else:
+            train(cfg, out, compare=True, callback=callback, eval_last_only=True)
+    finally:
+        torch.set_num_threads(before)
     tcm, base = runs.load_metrics(out / "tcm"), runs.load_metrics(out / "baseline")
     return RetrainResult(float(margin_pos), float(margin_neg), tcm["opis"], tcm["recall_at_1"],
                          tcm["eps_opis"], base["opis"], base["recall_at_1"], out, reduced,
