@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tcm_core.data import ClassBalancedBatchSampler, DataSplits  # noqa: E402
+from tcm_core.data import DataSplits  # noqa: E402
 from tcm_core.training import Callback, TrainConfig  # noqa: E402
 from tcm_core.training import engine  # noqa: E402
 from tcm_core.training.setup import Prepared, build_loss, build_model  # noqa: E402

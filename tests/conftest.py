@@ -1,4 +1,10 @@
+import os
+import re
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +30,69 @@ def clustered(seed, n=300, classes=10, dim=8, spread=(0.3, 1.5)):
     centres = rng.normal(size=(classes, dim))
     scale = rng.uniform(*spread, size=classes)
     return centres[y] + scale[y, None] * rng.normal(size=(n, dim)), y
+
+
+# ------------------------------------------------------------ browser tests (Playwright)
+
+CHROMIUM = os.environ.get("TCM_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "tests" / "_artifacts"
+
+
+def _browser_or_fail():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A Streamlit server for the browser tests (one per session), on a free localhost port."""
+    _browser_or_fail()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runs = tmp_path_factory.mktemp("runs")
+    log = open(runs / "server.log", "wb")
+    env = dict(os.environ, TCM_RUNS_DIR=str(runs), TCM_DATA_DIR=str(SHARED / "data"), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+                             "--server.port", str(port), "--server.headless", "true",
+                             "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the Streamlit server did not start: " + (runs / "server.log").read_text()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def metric_value(pg, label: str) -> str:
+    """The value of the first st.metric whose label starts with ``label`` (Playwright page):
+    "OPIS baseline" finds "OPIS baseline (epoch 1)" but not "0.1-OPIS baseline"."""
+    box = pg.locator('[data-testid="stMetric"]').filter(
+        has=pg.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}")))
+    return box.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def wait_metric_change(pg, label: str, old: str, timeout: int = 30_000) -> str:
+    """Wait until the st.metric whose label starts with ``label`` no longer shows ``old``."""
+    pg.wait_for_function(
+        """([label, old]) => [...document.querySelectorAll('[data-testid="stMetric"]')].some(m => {
+               const l = m.querySelector('[data-testid="stMetricLabel"]');
+               const v = m.querySelector('[data-testid="stMetricValue"]');
+               return l && v && l.innerText.trim().startsWith(label) && v.innerText.trim() !== old; })""",
+        arg=[label, old], timeout=timeout)
+    return metric_value(pg, label)

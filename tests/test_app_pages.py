@@ -1,9 +1,7 @@
 """AppTests of every page: renders without exception, main widgets work (real runs and data)."""
 
 import json
-import time
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT

@@ -2,60 +2,9 @@
 example, wait until both spheres are drawn, and save tests/_artifacts/sphere.png. In CI a
 missing browser fails (the server fixture's check, as in test_e2e_browser.py)."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-import pytest
-
-from conftest import ROOT, SHARED
-
-CHROMIUM = os.environ.get("TCM_CHROMIUM", "/usr/bin/chromium")
-SHOTS = ROOT / "tests" / "_artifacts"
 
 
-def _browser_or_fail():
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    _browser_or_fail()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    runs = tmp_path_factory.mktemp("runs")
-    log = open(runs / "server.log", "wb")
-    env = dict(os.environ, TCM_RUNS_DIR=str(runs), TCM_DATA_DIR=str(SHARED / "data"), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-                             "--server.port", str(port), "--server.headless", "true",
-                             "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the Streamlit server did not start: " + (runs / "server.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+from conftest import CHROMIUM, SHOTS
 
 
 def test_sphere_page_draws_both_spheres(server):
