@@ -1,3 +1,4 @@
+import contextlib
 import os
 import re
 import socket
@@ -96,3 +97,20 @@ def wait_metric_change(pg, label: str, old: str, timeout: int = 30_000) -> str:
                return l && v && l.innerText.trim().startsWith(label) && v.innerText.trim() !== old; })""",
         arg=[label, old], timeout=timeout)
     return metric_value(pg, label)
+
+
+@contextlib.contextmanager
+def browser_page(url: str, *, height: int = 1000, timeout_ms: int = 60_000):
+    """A Chromium page (Debian's browser, driven by Playwright) opened at ``url``."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            pg = browser.new_page(viewport={"width": 1500, "height": height})
+            pg.set_default_timeout(timeout_ms)
+            pg.goto(url)
+            yield pg
+        finally:
+            browser.close()

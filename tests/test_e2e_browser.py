@@ -6,21 +6,13 @@ import re
 
 import pytest
 
-from conftest import CHROMIUM, SHOTS, metric_value, wait_metric_change
+from conftest import SHOTS, browser_page, metric_value, wait_metric_change
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1500, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(server)
+    with browser_page(server) as pg:
         yield pg
-        browser.close()
 
 
 def no_exception(pg):

@@ -4,18 +4,11 @@ Screenshot: tests/_artifacts/margins.png. In CI a missing browser fails, else it
 
 
 
-from conftest import CHROMIUM, SHOTS, metric_value, wait_metric_change
+from conftest import SHOTS, browser_page, metric_value, wait_metric_change
 
 
 def test_margins_page_retrain(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1500, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(server)
+    with browser_page(server) as pg:
         pg.get_by_text("Will one distance threshold work").wait_for()
         pg.get_by_role("link", name="Tune TCM margins", exact=True).first.click()
         pg.get_by_text("TCM penalizes").first.wait_for()
@@ -47,4 +40,3 @@ def test_margins_page_retrain(server):
         pg.wait_for_timeout(1000)
         pg.locator('[data-testid="stMainBlockContainer"]').first.evaluate("e => e.scrollIntoView()")
         pg.screenshot(path=str(SHOTS / "margins.png"), full_page=True)
-        browser.close()

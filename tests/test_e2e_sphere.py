@@ -4,18 +4,11 @@ missing browser fails (the server fixture's check, as in test_e2e_browser.py).""
 
 
 
-from conftest import CHROMIUM, SHOTS
+from conftest import SHOTS, browser_page
 
 
 def test_sphere_page_draws_both_spheres(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
-        pg.set_default_timeout(90_000)
-        pg.goto(server)
+    with browser_page(server, height=1100, timeout_ms=90_000) as pg:
         pg.get_by_text("Will one distance threshold work").wait_for()
         pg.get_by_role("combobox").first.click()  # the sidebar's run picker
         pg.get_by_role("option", name="example: mnist-arcface-3d").click()
@@ -29,4 +22,3 @@ def test_sphere_page_draws_both_spheres(server):
         assert pg.locator(".js-plotly-plot .gl-container canvas").count() >= 1
         pg.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
         pg.screenshot(path=str(SHOTS / "sphere.png"), full_page=True)
-        browser.close()
