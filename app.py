@@ -11,6 +11,8 @@ navigation = st.navigation([
     st.Page("pages/threshold.py", title="Threshold consistency", icon=":material/ssid_chart:"),
     st.Page("pages/margins.py", title="Tune TCM margins", icon=":material/tune:"),
     st.Page("pages/sphere.py", title="Embeddings on the sphere", icon=":material/public:"),
+    st.Page("pages/results.py", title="Results", icon=":material/table_chart:"),
+    st.Page("pages/accuracy.py", title="Accuracy vs consistency", icon=":material/scatter_plot:"),
 ])
 sidebar()
 navigation.run()

@@ -1,4 +1,4 @@
-"""How long a quick margin retrain takes (tcm_core.margins.retrain).
+"""How long a quick margin retrain takes (tcm_core.training.retrain.retrain).
 
 CUB100 with frozen MobileNetV2 features (the ready example's config): the backbone features
 are extracted and cached first (not timed), then the head-only +TCM retrain is timed; the
@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tcm_core.margins import quick_config, retrain  # noqa: E402
+from tcm_core.training.retrain import quick_config, resolve_paths, retrain  # noqa: E402
 from tcm_core.training import runs  # noqa: E402
 from tcm_core.training.callbacks import Callback  # noqa: E402
 from tcm_core.training.setup import prepare  # noqa: E402
@@ -31,7 +31,7 @@ def main():
     p.add_argument("--margins", type=float, nargs=2, default=(0.8, 0.4))
     args = p.parse_args()
     pair = runs.RunPair(ROOT / "assets" / "examples" / args.example)
-    config = runs.load_config(pair.tcm).replace(device="cpu")
+    config = resolve_paths(runs.load_config(pair.tcm), ROOT).replace(device="cpu")
     t0 = time.perf_counter()
     prepare(quick_config(config, *args.margins)[0], torch.device("cpu"), Callback())  # caches the features
     print(f"features ready (cached or extracted) in {time.perf_counter() - t0:.1f} s; "

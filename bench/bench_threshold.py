@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcm_core.explore import ViewSettings, pair_view  # noqa: E402
+from tcm_core.metrics import EvalSettings, pair_scores  # noqa: E402
 from tcm_core.metrics import distance_histograms  # noqa: E402
 from tcm_core.viz import class_table, utility_pair_figure  # noqa: E402
 
@@ -29,16 +29,16 @@ def embeddings(n, classes, dim, seed):
 
 
 def slider_move(hb, ht, settings):
-    base, tcm = pair_view(hb, ht, settings)
+    base, tcm = pair_scores(hb, ht, settings)
     fig = utility_pair_figure(base.curves, tcm.curves, eps=settings.eps)
     fig.to_json()  # what st.plotly_chart sends
     class_table(base.curves, tcm.curves, hb, ht, (base.curves.t_min + base.curves.t_max) / 2)
 
 
 def main():
-    moves = [ViewSettings(far_range=(a, b)) for a, b in [(1e-3, 0.1), (1e-2, 0.3), (1e-4, 0.05)]]
-    moves += [ViewSettings(beta=2.0), ViewSettings(eps=0.3), ViewSettings(num_thresholds=401),
-              ViewSettings(distance_range=(0.8, 1.3))]
+    moves = [EvalSettings(far_range=(a, b)) for a, b in [(1e-3, 0.1), (1e-2, 0.3), (1e-4, 0.05)]]
+    moves += [EvalSettings(beta=2.0), EvalSettings(eps=0.3), EvalSettings(num_thresholds=401),
+              EvalSettings(distance_range=(0.8, 1.3))]
     print("n=10,000 test embeddings, d=128; per slider move (median of the moves listed in the source)")
     for classes in (100, 1000):
         x, y = embeddings(10_000, classes, 128, 0)

@@ -1,8 +1,8 @@
 """Benchmark: training throughput through our trainer against a plain PyTorch loop on the same
 device, same model, same batches, measured in the same run.
 
-- CPU: the MNIST ArcFace toy (small CNN, 3-D embeddings, ArcFace + TCM, batch 16): steps/s.
-- GPU (when CUDA is available): ResNet-50 at 224 px, batch 64, multi-similarity + TCM,
+- CPU: the MNIST ArcFace toy (small CNN, 3-D embeddings, ArcFace +TCM, batch 16): steps/s.
+- GPU (when CUDA is available): ResNet-50 at 224 px, batch 64, multi-similarity +TCM,
   bf16 autocast and channels_last: images/s. Goal: ours >= 0.8 x the plain loop.
 
     .venv/bin/python bench/bench_train.py
@@ -37,19 +37,21 @@ def synthetic_splits(n, classes, shape, kind) -> DataSplits:
 
 
 def ours(cfg, splits, device, steps):
-    """Steps/s of ``engine._train_epoch`` (the trainer's loop, callbacks and all)."""
+    """Steps/s of ``engine.RunTrainer.train_epoch`` (the trainer's loop, callbacks and all)."""
     prepared = Prepared(cfg, splits, cfg.backbone, splits.train, splits.test, features=False)
     torch.manual_seed(0)
-    objective = engine.Objective(build_model(cfg, splits, cfg.backbone), build_loss(cfg, splits), False).to(device)
-    if device.type == "cuda":
-        objective = objective.to(memory_format=torch.channels_last)
-    opt = engine._optimizer(objective, cfg)
-    sampler = engine._sampler(cfg, prepared, 0, 1)
-    schedule = engine._schedule(opt, 10 * len(sampler))
-    engine._train_epoch("bench", 0, objective, opt, schedule, _Limit(sampler, 3), prepared, device, cfg, Callback(), ".")
+    objective = engine.Objective(build_model(cfg, splits, cfg.backbone), build_loss(cfg, splits), False)
+    session = engine.Session(prepared, device, rank=0, world=1, callback=Callback())
+    trainer = engine.RunTrainer(session, "bench", cfg, Path("."), objective)
+    sampler = trainer.sampler
+    trainer.schedule = engine._schedule(trainer.optimizer, 10 * len(sampler))
+    trainer.wrapped = trainer.objective
+    trainer.sampler = _Limit(sampler, 3)
+    trainer.train_epoch(0)  # warm-up
     _sync(device)
+    trainer.sampler = _Limit(sampler, steps)
     t = time.perf_counter()
-    engine._train_epoch("bench", 1, objective, opt, schedule, _Limit(sampler, steps), prepared, device, cfg, Callback(), ".")
+    trainer.train_epoch(1)
     _sync(device)
     return steps / (time.perf_counter() - t)
 

@@ -1,21 +1,42 @@
-"""The app's shared Streamlit glue (the only one): run discovery and the run picker, cached
-loading, the sidebar, and error display. Pages stay thin scripts over ``tcm_core``."""
+"""The app's shared Streamlit glue (the only one): session keys, run discovery and the run
+picker, cached loading, the sidebar, headline metrics and error display. Pages stay thin
+scripts over ``tcm_core``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
-from tcm_core.metrics import distance_histograms
-from tcm_core.training import runs
+from tcm_core.metrics import DEFAULT_EPS, distance_histograms, pair_scores, points_change, relative_change
+from tcm_core.metrics.retrieval import class_hits
+from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, seed_pair_changes
+from tcm_core.metrics.similarities import pair_similarities
+from tcm_core.training import TrainConfig, runs
+from tcm_core.training.repeats import find_repeats, load_summary, seed_pairs, summary_changes
+from tcm_core.training.retrain import resolve_paths
+from tcm_core.viz import format_metric
+from tcm_core.viz.format import change_with_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
+
+# session-state keys shared between pages (and read by the tests)
+PAIR = "pair_label"  # the run pair picked in the sidebar
+JOB = "job_id"  # this session's training job
+ANNOUNCED = "announced"  # the finished job the run picker was last refreshed for
+SUGGESTED_MARGINS = "suggested_margins"  # (m+, m-) sent from the margins page to the Train page
+RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain
+TUNE = "tune_task"  # the margins page's Optuna margin search (tcm_core.tasks.tune.TuneTask)
+RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (RecheckTask)
+SEED = "seed"  # the seed picked inside a repeats entry
+STUDY_MARK = "study.json"  # a folder holding this file is a study (tcm_core.experiments)
+PICKED_POINT = "picked_point"  # the accuracy page's last clicked point (study, split, cell, side)
 
 
 def runs_root() -> Path:
@@ -23,28 +44,73 @@ def runs_root() -> Path:
     return Path(os.environ.get("TCM_RUNS_DIR", ROOT / "runs"))
 
 
-def pairs() -> dict[str, runs.RunPair]:
-    """Label -> pair: trained pairs (newest first), then the ready examples."""
-    found = {f"{p.root.name}": p for p in runs.find_pairs(runs_root())}
-    found.update({f"example: {p.root.name}": p for p in runs.find_pairs(EXAMPLES)})
+def entries() -> dict[str, Path]:
+    """Label -> folder: trained pairs and repeats (newest first), then the ready examples. A
+    repeats folder (``seed-<n>/`` pairs and ``summary.json``) is one entry with its seeds inside;
+    a study's cells (repeats folders one level down, e.g. ``my-study/multi_similarity-bs32``)
+    are entries labelled ``<study>/<cell>``."""
+    found = {}
+    for prefix, root in (("", runs_root()), ("example: ", EXAMPLES)):
+        for folder in sorted([p.root for p in runs.find_pairs(root)] + find_repeats(root),
+                             key=lambda p: p.stat().st_mtime, reverse=True):
+            found[prefix + folder.name] = folder
+        for study in sorted(p for p in root.iterdir() if p.is_dir() and (p / STUDY_MARK).exists()) if root.is_dir() else ():
+            found.update({f"{prefix}{study.name}/{cell.name}": cell for cell in find_repeats(study)
+                          if (_pair_of(cell).tcm / runs.EMBEDDINGS).is_file()})  # viewable cells only
     return found
 
 
+def _pair_of(folder: Path, seed: int | None = None) -> runs.RunPair:
+    """The pair in ``folder``; for repeats, seed ``seed``'s (default: the first seed's)."""
+    seeds = seed_pairs(folder)
+    return seeds.get(seed, next(iter(seeds.values()))) if seeds else runs.RunPair(folder)
+
+
+def pairs() -> dict[str, runs.RunPair]:
+    """Label -> a pair (for repeats, the first seed's)."""
+    return {label: _pair_of(folder) for label, folder in entries().items()}
+
+
 def _pick_pair() -> None:
-    """The sidebar's run picker (drawn on every page); the choice lives in session state."""
-    options = pairs()
+    """The sidebar's run picker (drawn on every page): a pair, and for repeats a seed; the
+    choice lives in session state."""
+    options = entries()
     if not options:
         st.sidebar.info("No runs yet: train a pair on the Train page.")
         return
     labels = list(options)
-    wanted = st.session_state.get("pair_label")
-    index = labels.index(wanted) if wanted in labels else 0
-    st.session_state["pair_label"] = st.sidebar.selectbox("Run pair (baseline vs + TCM)", labels, index=index)
+    wanted = st.session_state.get(PAIR)
+    label = st.sidebar.selectbox("Run pair (baseline vs +TCM)", labels, index=labels.index(wanted) if wanted in labels else 0)
+    st.session_state[PAIR] = label
+    seeds = list(seed_pairs(options[label]))
+    if seeds:
+        seed = st.session_state.get(SEED)
+        st.session_state[SEED] = st.sidebar.selectbox(f"Seed ({len(seeds)} repeats)", seeds,
+                                                      index=seeds.index(seed) if seed in seeds else 0)
+
+
+def pick_repeats() -> dict[int, runs.RunPair]:
+    """Seed -> pair of the picked entry when it is a repeats folder, else {}."""
+    folder = entries().get(st.session_state.get(PAIR))
+    return seed_pairs(folder) if folder is not None else {}
 
 
 def pick_pair() -> runs.RunPair | None:
-    """The pair chosen in the sidebar, or None when there is none yet."""
-    return pairs().get(st.session_state.get("pair_label"))
+    """The pair chosen in the sidebar (for repeats, the chosen seed's), or None."""
+    folder = entries().get(st.session_state.get(PAIR))
+    return None if folder is None else _pair_of(folder, st.session_state.get(SEED))
+
+
+def require_pair() -> runs.RunPair:
+    """The pair chosen in the sidebar; the page stops here (after its introduction) without one."""
+    pair = pick_pair()
+    if pair is None:
+        st.stop()
+    return pair
+
+
+def _mtime(path: Path) -> float:
+    return (Path(path) / runs.EMBEDDINGS).stat().st_mtime
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -57,18 +123,63 @@ def _run(path: str, mtime: float):
 
 def load_run(path: Path):
     """(config dict, metrics dict, embeddings, labels) of a run, cached until it changes."""
-    return _run(str(path), (path / runs.EMBEDDINGS).stat().st_mtime)
+    return _run(str(path), _mtime(path))
 
 
-@st.cache_resource(show_spinner="Counting pair distances once for this run ...", max_entries=16)
-def _histograms(path: str, mtime: float):
+def run_config(path: Path) -> TrainConfig:
+    """A run's config with its relative data and weight paths resolved against the project."""
+    return resolve_paths(runs.load_config(path), ROOT)
+
+
+_DERIVED = {"distances": distance_histograms, "similarities": pair_similarities, "hits": class_hits}
+
+
+@st.cache_resource(show_spinner="Counting pair distances once for this run ...", max_entries=24)
+def _derived(kind: str, path: str, mtime: float):
     _, _, embeddings, labels = _run(path, mtime)
-    return distance_histograms(embeddings, labels)
+    return _DERIVED[kind](embeddings, labels)
 
 
 def histograms(path: Path):
     """The run's fine per-class distance histograms (what every slider move reuses)."""
-    return _histograms(str(path), (path / runs.EMBEDDINGS).stat().st_mtime)
+    return _derived("distances", str(path), _mtime(path))
+
+
+def hits(path: Path):
+    """The run's R@1 hits per test class (for the R@1 change's bootstrap)."""
+    return _derived("hits", str(path), _mtime(path))
+
+
+def pair_changes(pair: runs.RunPair, base, tcm, settings) -> PairChanges:
+    """How +TCM changed the picked pair's scores (``RunScores`` under ``settings``), with
+    intervals: across seeds when the picked entry holds repeats, else a paired bootstrap over
+    the test classes."""
+    repeats = pick_repeats()
+    if len(repeats) < 2:
+        return bootstrap_pair_changes(base, tcm, settings.eps, hits(pair.baseline), hits(pair.tcm))
+    scores = [pair_scores(histograms(p.baseline), histograms(p.tcm), settings) for p in repeats.values()]
+    recalls = [(load_run(p.baseline)[1]["recall_at_1"], load_run(p.tcm)[1]["recall_at_1"]) for p in repeats.values()]
+    return seed_pair_changes(scores, recalls)
+
+
+def finished_changes(folder: Path) -> tuple[dict, dict, PairChanges]:
+    """(baseline metrics, +TCM metrics, changes) of a finished pair folder: for repeats the mean
+    over seeds and the changes across seeds (``summary.json``), else a paired bootstrap."""
+    pair = _pair_of(folder)
+    if len(seed_pairs(folder)) >= 2:  # the mean over seeds, and the changes across seeds
+        summary = load_summary(folder)
+        base, tcm = ({k: float(np.mean([r[side][k] for r in summary["per_seed"]])) for k in ("opis", "recall_at_1")}
+                     for side in runs.PAIR)
+        c = summary_changes(summary)
+        return base, tcm, PairChanges(c["opis_change_pct"], c["eps_opis_change_pct"], c["recall_at_1_change_pts"])
+    base, tcm = load_run(pair.baseline)[1], load_run(pair.tcm)[1]
+    scores = pair_scores(histograms(pair.baseline), histograms(pair.tcm))
+    return base, tcm, bootstrap_pair_changes(*scores, DEFAULT_EPS, hits(pair.baseline), hits(pair.tcm))
+
+
+def similarities(path: Path):
+    """The run's positive / negative pair cosine-similarity histograms (the margins sliders)."""
+    return _derived("similarities", str(path), _mtime(path))
 
 
 @st.cache_resource
@@ -82,7 +193,7 @@ def _datasets(root: str) -> dict[str, str]:
 
 
 def sidebar() -> None:
-    """Compute device, data root and what it holds."""
+    """Compute device, data root and what it holds, then the run picker."""
     root = resolve_data_dir(None)
     with st.sidebar:
         st.caption(f"**Compute:** {_device_text()}")
@@ -90,6 +201,25 @@ def sidebar() -> None:
         st.caption(f"**Data root:** `{root}`" + (" (set `TCM_DATA_DIR` to change)" if "TCM_DATA_DIR" not in os.environ else ""))
         st.caption("**Datasets there:** " + (", ".join(found) if found else "none yet (MNIST downloads on first use when online; the 8×8 digits always work)"))
     _pick_pair()
+
+
+def metric_pair(cols, label: str, base: float, new: float, kind: str = "opis", *,
+                names=("baseline", "+TCM"), interval=None) -> None:
+    """Two ``st.metric``s, ``label baseline`` and ``label +TCM``, the second with the change as
+    its delta: percent for inconsistency scores (lower is better, ``kind="opis"``), points for
+    shares (higher is better, ``kind="share"``). With an ``uncertainty.Interval`` of the change,
+    the delta carries it and is colored only when the interval excludes zero ("within noise"
+    otherwise)."""
+    score = kind == "opis"
+    change_kind = "change" if score else "points"
+    change = relative_change(base, new) if score else points_change(base, new)
+    delta, colored = format_metric(change, change_kind), True
+    if interval is not None:
+        delta, colored = change_with_interval(interval, change_kind)
+    color = ("inverse" if score else "normal") if colored else "off"
+    cols[0].metric(f"{label} {names[0]}", format_metric(base, kind))
+    cols[1].metric(f"{label} {names[1]}", format_metric(new, kind), None if delta == "—" else delta,
+                   delta_color=color, help=None if interval is None else f"Interval: {interval.method}.")
 
 
 def show_error(exc: Exception) -> None:
@@ -103,6 +233,6 @@ def show_error(exc: Exception) -> None:
 @st.cache_resource
 def job_manager():
     """One background-job registry for the whole server (training saturates the CPU)."""
-    from tcm_core.jobs import JobManager
+    from tcm_core.tasks.training_job import JobManager
 
     return JobManager()

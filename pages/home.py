@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from pages._common import histograms, pairs
-from tcm_core.explore import ViewSettings, run_view
+from pages._common import entries, finished_changes, histograms, metric_pair, pairs
+from tcm_core.metrics import scores_from_histograms
 from tcm_core.viz import utility_figure
 
 st.title("TCM Explorer")
@@ -19,17 +19,23 @@ range) and **ε-OPIS** (how far the worst ε of classes sit from the rest), and 
 **TCM**, a margin regularizer added to any base loss (Zhang et al., ICLR 2024).
 """
 )
-examples = {k: v for k, v in pairs().items() if k.startswith("example")}
+examples = [label for label in entries() if label.startswith("example")]
 if examples:
-    label = next(iter(examples))
-    view = run_view(histograms(examples[label].baseline), ViewSettings())
-    st.plotly_chart(utility_figure(view.curves, title=f"Per-class utility vs threshold: {label} (baseline)"),
+    label = examples[0]
+    scores = scores_from_histograms(histograms(pairs()[label].baseline))
+    st.plotly_chart(utility_figure(scores.curves, title=f"Per-class utility vs threshold: {label} (baseline)"),
                     width="stretch")
     st.caption("One thin line per test class. Where the lines spread apart, a single threshold "
                "cannot serve every class equally well.")
+    base, tcm, changes = finished_changes(entries()[label])
+    m = st.columns(4)
+    metric_pair(m[0:2], "OPIS", base["opis"], tcm["opis"], interval=changes.opis)
+    metric_pair(m[2:4], "R@1", base["recall_at_1"], tcm["recall_at_1"], "share", interval=changes.recall_at_1)
+    st.caption(f"What TCM changed on this example's test classes ({changes.opis.method}); a change is colored "
+               "only when its 95% interval excludes zero, and called *within noise* otherwise.")
 st.markdown(
     """
-**Next:** compare a baseline with its + TCM twin on the **Threshold consistency** page (ready
+**Next:** compare a baseline with its +TCM twin on the **Threshold consistency** page (ready
 examples are there), or train your own pair on the **Train** page.
 """
 )

@@ -7,20 +7,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages._common import load_run, pick_pair, show_error
-from tcm_core.projection import UmapJob, pca_2d, warm_up_umap
-from tcm_core.density import default_kappa
-from tcm_core.viz.sphere import (circle_pair_figure, max_drawable_kappa, projection_pair_figure,
-                                 sphere_pair_figure)
+from pages._common import load_run, require_pair, show_error
+from tcm_core.geometry.density import default_kappa
+from tcm_core.geometry.projection import pca_2d
+from tcm_core.geometry.sphere import display_kappa
+from tcm_core.tasks.umap import UmapJob, warm_up_umap
+from tcm_core.viz.sphere import circle_pair_figure, projection_pair_figure, sphere_pair_figure
 
 KAPPAS = sorted({float(f"{k:.2g}") for k in np.geomspace(1, 2000, 34)})
 
 st.title("Embeddings on the sphere")
 st.markdown(
     "ArcFace puts each class around one **direction**: here are the test embeddings of both runs "
-    "on the unit sphere (3-D) or circle (2-D), each class's kernel density drawn around its centre. "
+    "on the unit sphere (3-D) or circle (2-D), each class's kernel density drawn around its center. "
     "With **TCM** the clusters should be more compact and the gaps between them clearer. Drag to "
-    "rotate; both spheres start from the same camera and share one colour scale.")
+    "rotate; both spheres start from the same camera and share one color scale.")
 
 
 @st.cache_data(max_entries=16, show_spinner="Painting the class densities ...")
@@ -40,7 +41,7 @@ def _umap_job(path: str) -> UmapJob:
 def _drawable(pair, x, y):
     key = f"kappa::{pair.root}"
     rule = default_kappa(x, y)
-    start = min(rule, max_drawable_kappa()) if x.shape[1] == 3 else rule
+    start = display_kappa(x, y) if x.shape[1] == 3 else rule
     default = max([k for k in KAPPAS if k <= start] or KAPPAS[:1])
     c1, c2 = st.columns(2)
     kappa = c1.select_slider("Kernel concentration κ (larger: narrower kernel)", KAPPAS,
@@ -54,7 +55,7 @@ def _drawable(pair, x, y):
     st.caption(f"{len(x):,} test embeddings per run on the unit {shape}, {len(np.unique(y))} classes. "
                f"von Mises–Fisher kernel, κ = {kappa:g} (rule of thumb for these clusters: {rule:.3g}"
                + (f"; capped at {start:.3g} to start, the narrowest kernel the sphere's grid draws cleanly"
-                  if start < rule else "") + ")." + (" Colour: the largest class density at each place."
+                  if start < rule else "") + ")." + (" Color: the largest class density at each place."
                                                      if x.shape[1] == 3 else ""))
 
 
@@ -79,9 +80,7 @@ def _projection(pair, n: int, polling: bool):
         show_error(failed)
 
 
-pair = pick_pair()
-if pair is None:
-    st.stop()
+pair = require_pair()
 warm_up_umap()  # numba compiles UMAP once per server, in the background, before it is needed
 try:
     _, _, x, y = load_run(pair.baseline)

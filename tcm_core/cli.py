@@ -17,18 +17,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_eval_options(p: argparse.ArgumentParser) -> None:
+    from tcm_core.metrics import EvalSettings
+
+    d = EvalSettings()
     rng = p.add_mutually_exclusive_group()
-    rng.add_argument("--far-range", nargs=2, type=float, metavar=("LO", "HI"), default=(1e-3, 1e-1),
-                     help="calibration range as a band of global false-accept rate (default 1e-3 1e-1)")
+    rng.add_argument("--far-range", nargs=2, type=float, metavar=("LO", "HI"), default=d.far_range,
+                     help="calibration range as a band of global false-accept rate "
+                          f"(default {d.far_range[0]:g} {d.far_range[1]:g})")
     rng.add_argument("--distance-range", nargs=2, type=float, metavar=("MIN", "MAX"),
                      help="calibration range in distance units (0..2), instead of --far-range")
-    p.add_argument("--num-thresholds", type=int, default=201, metavar="K", help="grid size (default 201)")
-    p.add_argument("--beta", type=float, default=1.0, help="utility weighting; >1 weighs false rejects more")
-    p.add_argument("--eps", type=float, default=0.1, help="share of worst classes for eps-OPIS (default 0.1)")
+    p.add_argument("--num-thresholds", type=int, default=d.num_thresholds, metavar="K",
+                   help=f"grid size (default {d.num_thresholds})")
+    p.add_argument("--beta", type=float, default=d.beta, help="utility weighting; >1 weighs false rejects more")
+    p.add_argument("--eps", type=float, default=d.eps, help=f"share of worst classes for eps-OPIS (default {d.eps:g})")
 
 
 def _eval_settings(args):
-    from tcm_core.evaluate import EvalSettings
+    from tcm_core.metrics import EvalSettings
 
     return EvalSettings(far_range=tuple(args.far_range),
                         distance_range=tuple(args.distance_range) if args.distance_range else None,
@@ -36,8 +41,8 @@ def _eval_settings(args):
 
 
 def _cmd_evaluate(args) -> int:
-    from tcm_core.evaluate import evaluate
     from tcm_core.io import load_embeddings
+    from tcm_core.metrics import evaluate
 
     settings = _eval_settings(args)
     embeddings, labels = load_embeddings(args.file)
@@ -57,8 +62,8 @@ def format_evaluation(r, title: str = "") -> str:
         f"  samples {r.n}, dim {r.dim}, usable classes {r.n_classes}"
         + (f" ({r.skipped_classes} with < 2 samples left out)" if r.skipped_classes else ""),
         f"  R@1      {r.recall_at_1:.4f}    MAP@R {r.map_at_r:.4f}",
-        f"  OPIS     {r.opis:.6f}",
-        f"  {r.eps:g}-OPIS {r.eps_opis:.6f}",
+        f"  OPIS     {r.opis:.6f}  (95% bootstrap over classes: {r.opis_ci[0]:.6f} .. {r.opis_ci[1]:.6f})",
+        f"  {r.eps:g}-OPIS {r.eps_opis:.6f}  (95% bootstrap over classes: {r.eps_opis_ci[0]:.6f} .. {r.eps_opis_ci[1]:.6f})",
         f"  calibration range d in [{r.t_min:.4f}, {r.t_max:.4f}] ({band}), "
         f"K={r.num_thresholds}, beta={r.beta:g}",
     ]
@@ -74,11 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_evaluate)
     try:
+        from tcm_core.experiments.study_cli import add_study_parser
+        from tcm_core.experiments.tune_cli import add_tune_parser
         from tcm_core.training.cli import add_train_parser
     except ImportError:  # the training engine is optional for evaluation-only installs
         pass
     else:
         add_train_parser(sub)
+        add_study_parser(sub)
+        add_tune_parser(sub)
     return parser
 
 

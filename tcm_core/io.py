@@ -50,7 +50,9 @@ def load_embeddings(path) -> tuple[np.ndarray, np.ndarray]:
             raise TCMError(f"{path}: an array could not be read ({exc})") from None
 
 
-def _atomic_write(path, write) -> None:
+def atomic_write(path, write) -> None:
+    """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over
+    ``path``: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -67,9 +69,9 @@ def _atomic_write(path, write) -> None:
 
 def save_embeddings(path, embeddings, labels) -> None:
     """Atomically write the ``.npz`` that ``load_embeddings`` and ``evaluate`` read."""
-    _atomic_write(path, lambda f: np.savez(f, embeddings=np.asarray(embeddings), labels=np.asarray(labels)))
+    atomic_write(path, lambda f: np.savez(f, embeddings=np.asarray(embeddings), labels=np.asarray(labels)))
 
 
 def save_json(path, obj) -> None:
     """Atomically write ``obj`` as pretty JSON."""
-    _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))

@@ -28,9 +28,9 @@ def clustered(seed, n=300, classes=10, dim=8, spread=(0.3, 1.5)):
     """Gaussian clusters whose spread differs per class (so thresholds are inconsistent)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
-    centres = rng.normal(size=(classes, dim))
+    centers = rng.normal(size=(classes, dim))
     scale = rng.uniform(*spread, size=classes)
-    return centres[y] + scale[y, None] * rng.normal(size=(n, dim)), y
+    return centers[y] + scale[y, None] * rng.normal(size=(n, dim)), y
 
 
 # ------------------------------------------------------------ browser tests (Playwright)
@@ -86,6 +86,14 @@ def metric_value(pg, label: str) -> str:
     box = pg.locator('[data-testid="stMetric"]').filter(
         has=pg.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}")))
     return box.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def metric_delta(pg, label: str) -> str:
+    """The delta text of the first st.metric whose label starts with ``label`` ("" when none)."""
+    box = pg.locator('[data-testid="stMetric"]').filter(
+        has=pg.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}")))
+    delta = box.first.locator('[data-testid="stMetricDelta"]')
+    return delta.inner_text().strip() if delta.count() else ""
 
 
 def wait_metric_change(pg, label: str, old: str, timeout: int = 30_000) -> str:

@@ -38,7 +38,7 @@ def test_threshold_page_sliders_move_opis():
     at = page("threshold")
     assert not at.exception
     before = metric_values(at)
-    assert {"OPIS baseline", "OPIS + TCM", "0.1-OPIS baseline", "R@1 baseline"} <= set(before)
+    assert {"OPIS baseline", "OPIS +TCM", "0.1-OPIS baseline", "R@1 baseline"} <= set(before)
     assert float(before["OPIS baseline"]) > 0
     at.select_slider(key="far_band").set_value((1e-2, 0.5)).run()
     assert not at.exception
@@ -96,3 +96,82 @@ def test_train_page_bad_input_shows_error(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert any("/nonexistent/birds" in e.value for e in at.error)
+
+
+def _deltas(at):
+    return {m.label: m.proto.delta for m in at.metric}
+
+
+def test_identical_runs_read_within_noise(tmp_path, monkeypatch):
+    """A pair whose +TCM run is a copy of its baseline: every change is 0 with a degenerate
+    interval, written 'within noise' and not colored (the app never paints noise)."""
+    import shutil
+
+    src = ROOT / "assets" / "examples" / "cub100-ms-128d"
+    first = sorted(p for p in src.iterdir() if (p / "baseline").is_dir())[0] if not (src / "baseline").is_dir() else src
+    shutil.copytree(first / "baseline", tmp_path / "same" / "baseline")
+    shutil.copytree(first / "baseline", tmp_path / "same" / "tcm")
+    monkeypatch.setenv("TCM_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.session_state["pair_label"] = "same"
+    at.switch_page("pages/threshold.py").run()
+    assert not at.exception
+    deltas = _deltas(at)
+    for label in ("OPIS +TCM", "0.1-OPIS +TCM", "R@1 +TCM"):
+        assert "95% CI" in deltas[label] and deltas[label].endswith("within noise"), deltas[label]
+    assert all(m.proto.color == 2 for m in at.metric if m.label.endswith("+TCM"))  # GRAY: not colored
+    assert any("paired bootstrap over" in c.value for c in at.caption)
+
+
+def test_repeats_show_intervals_across_seeds():
+    """The shipped MNIST example holds 3 seeds: the threshold page's changes are the mean over
+    seeds with a t interval, 'within noise' exactly when that interval (recomputed here from the
+    per-seed metrics) contains zero."""
+    from scipy import stats
+
+    from tcm_core.training.repeats import load_summary
+
+    summary = load_summary(ROOT / "assets" / "examples" / "mnist-arcface-3d")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["pair_label"] = "example: mnist-arcface-3d"
+    at.run()  # AppTest sees the sidebar (drawn by app.py) on the first run only
+    assert [s for s in at.sidebar.selectbox if s.label.startswith("Seed")][0].options == ["0", "1", "2"]
+    at.switch_page("pages/threshold.py").run()
+    assert not at.exception
+    deltas = _deltas(at)
+    recall = [100 * (r["tcm"]["recall_at_1"] - r["baseline"]["recall_at_1"]) for r in summary["per_seed"]]
+    low, high = stats.t.interval(0.95, df=len(recall) - 1, loc=sum(recall) / len(recall), scale=stats.sem(recall))
+    assert ("within noise" in deltas["R@1 +TCM"]) == (low <= 0 <= high)
+    assert "95% CI" in deltas["OPIS +TCM"] and any("t over 3 seeds" in c.value for c in at.caption)
+
+
+def test_run_folders_written_before_validation_still_load(tmp_path, monkeypatch):
+    """A pair in the earlier format (flat eval_* config fields, no validation metrics or
+    embeddings) opens on the threshold and margins pages; the margins page says what is missing."""
+    import shutil
+
+    src = ROOT / "assets" / "examples" / "cub100-ms-128d"
+    first = sorted(p for p in src.iterdir() if (p / "baseline").is_dir())[0] if not (src / "baseline").is_dir() else src
+    for side in ("baseline", "tcm"):
+        run = tmp_path / "old" / side
+        shutil.copytree(first / side, run)
+        (run / "val_embeddings.npz").unlink(missing_ok=True)
+        config = json.loads((run / "config.json").read_text())
+        ev = config.pop("eval")  # back to the flat fields of the earlier format
+        config.update(eval_far_range=ev["far_range"], eval_num_thresholds=ev["num_thresholds"],
+                      eval_beta=ev["beta"], eval_eps=ev["eps"])
+        (run / "config.json").write_text(json.dumps(config))
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics.pop("validation", None)
+        for record in metrics["history"]:
+            for key in [k for k in record if k.startswith("val_")]:
+                record.pop(key)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setenv("TCM_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=90).run()
+    at.session_state["pair_label"] = "old"
+    at.switch_page("pages/threshold.py").run()
+    assert not at.exception and "OPIS baseline" in _deltas(at)
+    at.switch_page("pages/margins.py").run()
+    assert not at.exception
+    assert any("before validation splits existed" in i.value for i in at.info)

@@ -41,6 +41,9 @@ def test_json_agrees_with_reference(tmp_path):
     assert got["recall_at_1"] == r["recall_at_1"]
     assert (got["n"], got["dim"], got["n_classes"], got["skipped_classes"]) == (351, 10, 12, 1)
     assert got["far_range"] == [0.005, 0.2] and got["num_thresholds"] == 101
+    # bootstrap intervals over the classes bracket the point values
+    assert got["opis_ci"][0] < got["opis"] < got["opis_ci"][1]
+    assert got["eps_opis_ci"][0] < got["eps_opis"] < got["eps_opis_ci"][1]
 
 
 def test_readable_summary_and_distance_range(tmp_path):
@@ -50,6 +53,7 @@ def test_readable_summary_and_distance_range(tmp_path):
     out = cli("evaluate", f, "--distance-range", "0.5", "1.5")
     assert out.returncode == 0, out.stderr
     assert "OPIS" in out.stdout and "R@1" in out.stdout and "[0.5000, 1.5000]" in out.stdout
+    assert "95% bootstrap over classes" in out.stdout
 
 
 def _bad_files(tmp):

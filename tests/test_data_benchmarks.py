@@ -60,10 +60,13 @@ def make_cars_kaggle(root):
     return folder
 
 
-def make_sop(root):
-    folder = root / "Stanford_Online_Products"
-    splits = {"train": [(1, "bicycle"), (1, "bicycle"), (2, "bicycle"), (5, "chair")],
+SOP_SPLITS = {"train": [(1, "bicycle"), (1, "bicycle"), (2, "bicycle"), (5, "chair")],
               "test": [(11319, "kettle"), (11320, "kettle"), (11320, "kettle")]}
+
+
+def make_sop(root, splits=SOP_SPLITS):
+    """``splits``: split -> [(class id, super class)] per image."""
+    folder = root / "Stanford_Online_Products"
     for split, rows in splits.items():
         lines = ["image_id class_id super_class_id path"]
         for i, (class_id, sup) in enumerate(rows):
@@ -74,10 +77,13 @@ def make_sop(root):
     return folder
 
 
-def make_inat(root):
+INAT_SPLITS = {"train": [("Plantae", 7477), ("Plantae", 7477), ("Aves", 3000)],
+               "test": [("Insecta", 1), ("Insecta", 2), ("Insecta", 2)]}
+
+
+def make_inat(root, splits=INAT_SPLITS):
+    """``splits``: split -> [(supercategory, category id)] per image."""
     folder = root / "inat2018"
-    splits = {"train": [("Plantae", 7477), ("Plantae", 7477), ("Aves", 3000)],
-              "test": [("Insecta", 1), ("Insecta", 2), ("Insecta", 2)]}
     (folder / "Inat_dataset_splits").mkdir(parents=True)
     for split, rows in splits.items():
         rels = [f"train_val2018/{sup}/{cat}/{split}{i}.jpg" for i, (sup, cat) in enumerate(rows)]
@@ -94,6 +100,7 @@ def test_cub_official_split(tmp_path):
     assert data.test_classes == ("101.Bird_101", "150.Bird_150")
     assert data.train_labels.tolist() == [0, 0, 1, 1, 1, 2] and data.test_labels.tolist() == [0, 0, 1, 1, 1, 1]
     assert data.train[2][0].shape == (3, 16, 16) and data.train[2][1] == 1
+    assert not data.has_val  # 3 training classes: too few to carve validation classes from
     assert f"cub|root={tmp_path / 'CUB_200_2011'}|split=official|" in data.identity
     direct = load_dataset("cub", tmp_path / "CUB_200_2011", image_size=16, download=False)
     assert direct.train.items.paths == data.train.items.paths  # the dataset folder itself works too

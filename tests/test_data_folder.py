@@ -31,6 +31,8 @@ def test_folder_open_world_split(six_classes):
     assert (data.kind, data.in_channels, data.image_size) == ("image", 3, 32)
     assert data.train_classes == ("c0", "c1", "c2") and data.test_classes == ("c3", "c4", "c5")
     assert data.open_world
+    # 3 training classes are too few to carve validation classes from (train and val keep >= 2 each)
+    assert not data.has_val and len(data.val) == 0 and data.val_classes == ()
     assert np.bincount(data.train_labels).tolist() == [2, 3, 4]
     assert np.bincount(data.test_labels).tolist() == [5, 6, 7]
     image, label = data.test[len(data.test) - 1]
@@ -42,8 +44,11 @@ def test_folder_open_world_split(six_classes):
 def test_folder_fraction_and_subsets(six_classes):
     data = load_dataset("folder", six_classes, train_class_fraction=0.7, max_classes=3,
                         max_per_class=3, max_test_samples=4, image_size=16)
-    assert data.train_classes == ("c0", "c1", "c2") and data.test_classes == ("c4", "c5")
-    assert np.bincount(data.train_labels).tolist() == [2, 3, 3]
+    # c0..c3 train before the carve; c0 and c1 have the lowest SHA-1 and become validation
+    # classes (4 training classes -> 2 val), leaving c2 and c3 (4 and 5 images) to train
+    assert data.train_classes == ("c2", "c3") and data.test_classes == ("c4", "c5")
+    assert data.val_classes == ("c0", "c1") and np.bincount(data.val_labels).tolist() == [2, 3]
+    assert np.bincount(data.train_labels).tolist() == [3, 3]
     assert len(data.test_labels) == 4 and np.bincount(data.test_labels).tolist() == [2, 2]
     again = load_dataset("folder", six_classes, train_class_fraction=0.7, max_classes=3,
                          max_per_class=3, max_test_samples=4, image_size=16)
@@ -52,11 +57,15 @@ def test_folder_fraction_and_subsets(six_classes):
 
 def test_real_cub100_folder():
     data = load_dataset("folder", CUB100, max_per_class=2, image_size=64)
-    assert len(data.train_classes) == 50 and len(data.test_classes) == 50
-    assert data.train_classes[0] == "000.Black_footed_Albatross"
+    # the first 50 folders train, minus the 10 (20%) carved out as validation classes
+    assert len(data.train_classes) == 40 and len(data.val_classes) == 10 and len(data.test_classes) == 50
+    assert data.train_classes[0] == "001.Groove_billed_Ani"
+    assert data.val_classes[0] == "000.Black_footed_Albatross"
     assert data.test_classes[0] == "050.Red_breasted_Merganser"
     assert not set(data.train_classes) & set(data.test_classes)
-    assert np.bincount(data.train_labels).tolist() == [2] * 50 == np.bincount(data.test_labels).tolist()
+    assert not set(data.val_classes) & (set(data.train_classes) | set(data.test_classes))
+    assert np.bincount(data.train_labels).tolist() == [2] * 40 and np.bincount(data.val_labels).tolist() == [2] * 10
+    assert np.bincount(data.test_labels).tolist() == [2] * 50
     image, label = data.train[0]
     assert image.shape == (3, 64, 64) and label == 0
 

@@ -20,11 +20,15 @@ def mnist():
 
 def test_mnist_full_splits(mnist):
     assert (mnist.name, mnist.kind, mnist.in_channels, mnist.image_size) == ("mnist", "small", 1, 28)
-    assert len(mnist.train) == len(mnist.train_labels) == 60000
+    # 2,000 of the 60,000 training images are held out for validation (10%, capped at 2,000)
+    assert len(mnist.train) == len(mnist.train_labels) == 58000
+    assert len(mnist.val) == len(mnist.val_labels) == 2000
     assert len(mnist.test) == len(mnist.test_labels) == 10000
     assert mnist.train_labels.dtype == np.int64 and mnist.test_labels.dtype == np.int64
+    assert mnist.val_labels.dtype == np.int64
     assert set(np.unique(mnist.train_labels)) == set(range(10)) == set(np.unique(mnist.test_labels))
-    assert mnist.train_classes == mnist.test_classes and len(mnist.train_classes) == 10
+    assert set(np.unique(mnist.val_labels)) == set(range(10))
+    assert mnist.train_classes == mnist.test_classes == mnist.val_classes and len(mnist.train_classes) == 10
     assert mnist.note is None and not mnist.open_world
 
 
@@ -59,7 +63,7 @@ def test_mnist_missing_falls_back_to_digits_with_note(tmp_path, monkeypatch):
     assert f"MNIST was not found at {tmp_path / 'MNIST' / 'raw'}" in data.note
     assert "cannot be reached (offline?)" in data.note and "8x8 digits are used instead" in data.note
     assert data.image_size == 8 and data.train[0][0].shape == (1, 8, 8)
-    assert len(data.train_labels) + len(data.test_labels) == 1797
+    assert len(data.train_labels) + len(data.val_labels) + len(data.test_labels) == 1797
     assert "source=sklearn-digits-8x8" in data.identity
 
 
@@ -75,9 +79,13 @@ def test_digits_directly_is_a_stratified_70_30_split():
         warnings.simplefilter("error")  # no fallback warning for the bundled dataset
         data = load_dataset("digits")
     assert data.note is None and data.kind == "small" and data.image_size == 8
-    assert (len(data.train_labels), len(data.test_labels)) == (1257, 540)
-    train_share = np.bincount(data.train_labels) / np.bincount(np.r_[data.train_labels, data.test_labels])
+    # the official 1257 training images lose 126 (10%) to the validation split
+    assert (len(data.train_labels), len(data.val_labels), len(data.test_labels)) == (1131, 126, 540)
+    official_train = np.r_[data.train_labels, data.val_labels]
+    train_share = np.bincount(official_train) / np.bincount(np.r_[official_train, data.test_labels])
     assert np.all(np.abs(train_share - 0.7) < 0.02)
+    val_share = np.bincount(data.val_labels) / np.bincount(official_train)
+    assert np.all(np.abs(val_share - 0.1) < 0.02)  # stratified by class
     assert data.train_classes == tuple(str(d) for d in range(10))
     assert abs(float(torch.stack([data.train[i][0] for i in range(len(data.train))]).mean())) < 0.05
 

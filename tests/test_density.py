@@ -1,13 +1,15 @@
 """vMF kernel densities on the circle and sphere (tcm_core.density), the sphere viz and the
-PCA / UMAP projections: normalization, peaks, centres, the bandwidth rule, bad input."""
+PCA / UMAP projections: normalization, peaks, centers, the bandwidth rule, bad input."""
 
 import numpy as np
 import pytest
 from scipy.special import i0e
 
-from tcm_core.density import class_centres, class_densities, default_kappa, vmf_kde
+from tcm_core.geometry.density import class_centers, class_densities, default_kappa, vmf_kde
 from tcm_core.errors import TCMError
-from tcm_core.projection import UmapJob, pca_2d, stratified_sample
+from tcm_core.geometry.projection import pca_2d, stratified_sample
+from tcm_core.tasks.base import TaskStatus
+from tcm_core.tasks.umap import UmapJob, warm_up_umap
 from tcm_core.viz.sphere import (circle_figure, fibonacci_sphere, projection_figure,
                                  sphere_figure, sphere_pair_figure)
 
@@ -79,12 +81,12 @@ def test_chunked_matches_direct_sum():
     np.testing.assert_allclose(vmf_kde(points, at, 30.0), direct, rtol=1e-4)
 
 
-def test_class_centres_on_hand_data():
-    # class a: 0° and 90° -> mean (0.5, 0.5), centre 45°, R̄ = √0.5; class b: 180° twice -> R̄ = 1
+def test_class_centers_on_hand_data():
+    # class a: 0° and 90° -> mean (0.5, 0.5), center 45°, R̄ = √0.5; class b: 180° twice -> R̄ = 1
     points = circle(np.deg2rad([0, 90, 180, 180]))
-    classes, centres, lengths = class_centres(points, ["a", "a", "b", "b"])
+    classes, centers, lengths = class_centers(points, ["a", "a", "b", "b"])
     assert list(classes) == ["a", "b"]
-    np.testing.assert_allclose(centres, [[np.sqrt(0.5), np.sqrt(0.5)], [-1, 0]], atol=1e-12)
+    np.testing.assert_allclose(centers, [[np.sqrt(0.5), np.sqrt(0.5)], [-1, 0]], atol=1e-12)
     np.testing.assert_allclose(lengths, [np.sqrt(0.5), 1.0])
 
 
@@ -113,7 +115,7 @@ def test_default_kappa_grows_for_tighter_clusters(dim):
     lambda: vmf_kde(np.zeros((3, 3)), np.ones((2, 3)), 1.0),  # zero vector
     lambda: vmf_kde(np.ones((3, 3)), np.ones((2, 3)), -1.0),  # kappa < 0
     lambda: vmf_kde(np.ones((0, 3)), np.ones((2, 3)), 1.0),  # no points
-    lambda: class_centres(np.ones((3, 3)), [0, 1]),  # labels too short
+    lambda: class_centers(np.ones((3, 3)), [0, 1]),  # labels too short
     lambda: default_kappa(np.ones((1, 3))),
 ])
 def test_bad_input_says_what_is_wrong(call):
@@ -121,7 +123,7 @@ def test_bad_input_says_what_is_wrong(call):
         call()
 
 
-def test_sphere_figures_share_colour_range_and_camera():
+def test_sphere_figures_share_color_range_and_camera():
     a, b = random_directions(7, 300, 3, 0.2), random_directions(8, 300, 3, 0.1)
     labels = np.repeat([0, 1, 2], 100)
     fig = sphere_pair_figure(a, labels, b, labels, grid=30, max_points=90)
@@ -159,7 +161,10 @@ def test_umap_job_runs_in_the_background():
     x, y = random_directions(9, 120, 8, 1.0), np.repeat([0, 1, 2], 40)
     job = UmapJob(x, y, max_points=90)
     assert len(job.indices) == 90
-    assert job.wait(240) and job.error is None
+    assert job.wait(240) and job.error is None and job.done
+    assert job.snapshot().status == TaskStatus.FINISHED
     assert job.result.shape == (90, 2) and np.all(np.isfinite(job.result))
+    warm = warm_up_umap()
+    assert warm is warm_up_umap() and warm.wait(240) and warm.error is None  # started once
     with pytest.raises(TCMError):
         UmapJob(x[:3], y[:3])

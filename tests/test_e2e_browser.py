@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import SHOTS, browser_page, metric_value, wait_metric_change
+from conftest import SHOTS, browser_page, metric_delta, metric_value, wait_metric_change
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,12 @@ def test_train_then_threshold_view(page):
     field = pg.get_by_label("Training images (0: all)")
     field.fill("3000")
     field.press("Enter")
-    pg.get_by_role("button", name="Train baseline and + TCM").click()
+    pg.get_by_role("button", name="Train baseline and +TCM").click()
     pg.get_by_text(re.compile(r": finished$")).first.wait_for(timeout=240_000)
     pg.wait_for_timeout(1500)
-    base, tcm = metric_value(pg, "OPIS baseline"), metric_value(pg, "OPIS tcm")
+    base, tcm = metric_value(pg, "OPIS baseline"), metric_value(pg, "OPIS +TCM")
     assert float(base) > 0 and float(tcm) > 0
+    assert "95% CI" in metric_delta(pg, "OPIS +TCM") and "95% CI" in metric_delta(pg, "R@1 +TCM")
     pg.screenshot(path=str(SHOTS / "train.png"), full_page=True)
     no_exception(pg)
 
@@ -43,6 +44,8 @@ def test_train_then_threshold_view(page):
     pg.get_by_text("Each thin line is one test class").wait_for()
     pg.wait_for_timeout(2000)
     before = metric_value(pg, "OPIS baseline")
+    for label in ("OPIS +TCM", "0.1-OPIS +TCM", "R@1 +TCM"):  # every change carries its interval
+        assert "95% CI" in metric_delta(pg, label), label
     pg.screenshot(path=str(SHOTS / "threshold.png"), full_page=True)
     thumb = pg.get_by_role("slider").first  # the FAR band's lower end
     thumb.focus()

@@ -1,4 +1,4 @@
-"""Base losses (tcm_core/losses/base.py) and base + TCM (combined.py); METHOD.md, "TCM"."""
+"""Base losses (tcm_core/losses/base.py) and base +TCM (combined.py); METHOD.md, "TCM"."""
 
 import math
 

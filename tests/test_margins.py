@@ -1,18 +1,26 @@
-"""tcm_core.margins and tcm_core.sweep: histogram answers against direct counts and TCMLoss,
-a quick retrain and a 2x2 sweep on the 8x8 digits (real training), Pareto cells by hand."""
+"""Margins (metrics.similarities, training.retrain, viz.margins): histogram answers against
+direct counts and TCMLoss, a quick retrain on the 8x8 digits (real training) with validation
+scores and intervals, pair changes from embeddings against ``evaluate``, and the margin search's
+figures on trials made by hand (the search itself, on Optuna, is tested in ``test_tune.py``)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from tcm_core.errors import TCMError
+from tcm_core.experiments.tune import TuneTrial, trials_frame
 from tcm_core.losses.tcm import TCMLoss
-from tcm_core.margins import pair_similarities, penalized_shares, retrain, tcm_terms, tcm_value
-from tcm_core.sweep import MarginSweep, SweepCell, best_cell, load_sweep, pareto_cells
+from tcm_core.metrics.change import points_change, relative_change
+from tcm_core.metrics.evaluation import EvalSettings, evaluate
+from tcm_core.metrics.scores import embedding_pair_changes, run_pair_changes
+from tcm_core.metrics.similarities import pair_similarities, penalized_shares, tcm_terms, tcm_value
 from tcm_core.training import TrainConfig, runs, train
-from tcm_core.viz.margins import similarity_histogram_figure, sweep_heatmaps
+from tcm_core.training.retrain import retrain
+from tcm_core.viz.margins import (DISTINGUISHABLE, grid_heatmaps, pareto_figure, retrain_lines,
+                                  similarity_histogram_figure, trial_text, tune_caption)
 
 DIGITS = TrainConfig(dataset="digits", epochs=1, batch_size=32, samples_per_class=4, embedding_dim=8,
                      loss="multi_similarity", device="cpu")
@@ -63,8 +71,10 @@ def test_method_worked_example():
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(TCMError, match="embeddings must be"):
-        pair_similarities(np.zeros((3, 2)), np.zeros(4))
+    with pytest.raises(TCMError, match="labels have length 4 but embeddings have 3 rows"):
+        pair_similarities(np.ones((3, 2)), np.zeros(4))  # the same check and wording as evaluate
+    with pytest.raises(TCMError, match="zero-norm"):
+        pair_similarities(np.zeros((3, 2)), np.zeros(3))
     h = pair_similarities(np.eye(3), [0, 0, 1])
     with pytest.raises(TCMError, match="margin_pos"):
         penalized_shares(h, 1.5, 0.5)
@@ -84,16 +94,68 @@ def test_histogram_figure_shades_and_annotates():
     assert f"{100 * share_pos:.1f}%" in texts and f"{100 * share_neg:.1f}%" in texts
 
 
-def test_pareto_cells_by_hand():
-    cells = [SweepCell(0.9, 0.5, opis=0.010, recall_at_1=0.80, eps_opis=0, run_dir="a"),
-             SweepCell(0.9, 0.4, opis=0.020, recall_at_1=0.85, eps_opis=0, run_dir="b"),
-             SweepCell(0.8, 0.5, opis=0.030, recall_at_1=0.82, eps_opis=0, run_dir="c"),  # dominated by b
-             SweepCell(0.8, 0.4, opis=0.010, recall_at_1=0.78, eps_opis=0, run_dir="d"),  # tie on OPIS with a
-             SweepCell(0.7, 0.5, opis=0.005, recall_at_1=0.70, eps_opis=0, run_dir="e")]
-    assert [c.run_dir for c in pareto_cells(cells)] == ["a", "b", "d", "e"]
-    assert best_cell(cells).run_dir == "b"
-    assert best_cell(cells, r1_tolerance=0.06).run_dir == "a"
-    assert pareto_cells([]) == [] and best_cell([]) is None
+def search_trial(number, val_opis, val_r1, change=None, state="COMPLETE", margin_neg=0.3, chosen_on="validation"):
+    return TuneTrial(number, state, margin_pos=0.5 + 0.1 * number, margin_neg=margin_neg, objective_opis=val_opis,
+                     objective_recall_at_1=val_r1, chosen_on=chosen_on, val_opis=val_opis, val_recall_at_1=val_r1,
+                     opis=0.02, recall_at_1=0.7, val_opis_change=change, baseline_val_opis=0.03,
+                     baseline_val_recall_at_1=0.75, run_dir=f"/runs/t{number}")
+
+
+SEARCH = [search_trial(0, 0.030, 0.70, (-20.0, -35.0, -5.0)),  # excludes 0
+          search_trial(1, 0.010, 0.80, (-10.0, -25.0, 4.0)),  # within noise; Pareto
+          search_trial(2, 0.005, 0.60, (15.0, 2.0, 30.0)),  # excludes 0 (worse); Pareto
+          search_trial(3, 0.020, 0.65, (5.0, None, None)),  # no interval
+          search_trial(4, None, None, state="FAIL")]  # failed: not drawn
+
+
+def test_pareto_figure_joins_the_front_and_rings_distinguishable_trials():
+    df = trials_frame(SEARCH)
+    spec = pareto_figure(df, best=1).to_dict()
+    by_name = {t["name"]: t for t in spec["data"]}
+    assert sorted(by_name["trials"]["customdata"]) == [0, 1, 2, 3]
+    front = by_name["Pareto front"]
+    assert list(front["customdata"]) == [2, 1] and front["mode"] == "lines+markers"  # joined, by OPIS
+    assert sorted(by_name[DISTINGUISHABLE]["customdata"]) == [0, 2]
+    assert list(by_name["suggested"]["customdata"]) == [1]
+    assert list(by_name["baseline (same budget)"]["x"]) == [0.03]
+    assert "m⁺ 0.6" in front["text"][1] and "test: OPIS" in front["text"][1]
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("validation OPIS")
+    old = trials_frame([search_trial(0, 0.01, 0.8, chosen_on="test")])  # runs without validation
+    assert pareto_figure(old).to_dict()["layout"]["xaxis"]["title"]["text"].startswith("test OPIS")
+    assert "made on test classes" in tune_caption(old) and "validation classes" in tune_caption(df)
+    assert pareto_figure(trials_frame([])).data == ()
+
+
+def test_grid_heatmaps_mark_exactly_the_cells_whose_interval_excludes_zero():
+    df = trials_frame(SEARCH)
+    fig = grid_heatmaps(df, best=1)
+    assert fig.data[0].z[0][0] == 0.03  # the objective (validation), m+ 0.5 row
+    spec = fig.to_dict()
+    assert [a["text"].split(" (")[0] for a in spec["layout"]["annotations"]] == ["validation OPIS", "validation R@1"]
+    marks = [t for t in spec["data"] if t.get("name") == DISTINGUISHABLE]
+    assert len(marks) == 1 and sorted(zip(marks[0]["y"], marks[0]["x"])) == [("0.5", "0.3"), ("0.7", "0.3")]
+    opis_map = next(t for t in spec["data"] if t["type"] == "heatmap")
+    assert sorted(t for row in opis_map["text"] for t in row if t.endswith("*")) == ["0.0050*", "0.0300*"]
+    pareto = [t for t in spec["data"] if t.get("name") == "Pareto cells"][0]
+    assert sorted(pareto["y"]) == ["0.6", "0.7"]
+    assert trial_text(df.iloc[1]).startswith("trial 1: m⁺ 0.6, m⁻ 0.3 · validation OPIS 0.01")
+
+
+def test_embedding_pair_changes_match_evaluate():
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(8), 25)
+    centers = rng.normal(size=(8, 6))
+    base, tcm = centers[y] + rng.normal(size=(200, 6)), 2 * centers[y] + rng.normal(size=(200, 6))
+    settings = EvalSettings(num_thresholds=51, eps=0.25)
+    b, t, ch = embedding_pair_changes(base, y, tcm, y, settings)
+    eb, et = evaluate(base, y, settings), evaluate(tcm, y, settings)
+    assert (b.opis, b.eps_opis) == pytest.approx((eb.opis, eb.eps_opis), rel=1e-9)
+    assert (t.opis, t.eps_opis) == pytest.approx((et.opis, et.eps_opis), rel=1e-9)
+    assert ch.opis.value == pytest.approx(relative_change(eb.opis, et.opis), rel=1e-9)
+    assert ch.eps_opis.value == pytest.approx(relative_change(eb.eps_opis, et.eps_opis), rel=1e-9)
+    assert ch.recall_at_1.value == pytest.approx(points_change(eb.recall_at_1, et.recall_at_1), abs=1e-9)
+    for iv in (ch.opis, ch.eps_opis, ch.recall_at_1):
+        assert iv.low <= iv.value <= iv.high and iv.n == 8
 
 
 @pytest.fixture(scope="module")
@@ -110,34 +172,30 @@ def test_retrain_on_digits_writes_a_pair(digits_pair, tmp_path):
     assert runs.find_pairs(tmp_path)[0].root == tmp_path / "re"
     saved = runs.load_config(tmp_path / "re" / "tcm")
     assert (saved.tcm, saved.margin_pos, saved.margin_neg) == (True, 0.8, 0.4)
-    assert runs.load_metrics(tmp_path / "re" / "tcm")["opis"] == r.opis
-    assert len(runs.load_metrics(tmp_path / "re" / "tcm")["history"]) == 1  # evaluated once
+    tcm, base = runs.load_metrics(tmp_path / "re" / "tcm"), runs.load_metrics(tmp_path / "re" / "baseline")
+    assert tcm["opis"] == r.opis
+    assert len(tcm["history"]) == 1  # evaluated once
+    # validation: the retrained runs' own numbers, and changes with intervals around them
+    val, base_val = tcm["validation"], base["validation"]
+    assert (r.val_opis, r.val_recall_at_1, r.val_eps_opis) == (val["opis"], val["recall_at_1"], val["eps_opis"])
+    assert (r.baseline_val_opis, r.baseline_val_recall_at_1) == (base_val["opis"], base_val["recall_at_1"])
+    for changes, t, b in ((r.validation, val, base_val), (r.test, tcm, base)):
+        assert changes.opis.value == pytest.approx(relative_change(b["opis"], t["opis"]), rel=1e-6)
+        assert changes.recall_at_1.value == pytest.approx(points_change(b["recall_at_1"], t["recall_at_1"]), abs=1e-6)
+        for iv in (changes.opis, changes.eps_opis, changes.recall_at_1):
+            assert iv.low <= iv.value <= iv.high
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["validation"]["opis"]["value"] == pytest.approx(r.validation.opis.value)
+    assert d["test"]["recall_at_1"]["high"] == pytest.approx(r.test.recall_at_1.high)
+    lines = retrain_lines(r)
+    assert lines[0].startswith("Validation") and lines[1].startswith("Test") and "95% CI" in lines[0]
 
 
-def test_sweep_2x2_on_digits(digits_pair, tmp_path):
-    config = runs.load_config(digits_pair.tcm)
-    sweep = MarginSweep(config, tmp_path / "sw", (0.8, 0.9), (0.3, 0.5), baseline=digits_pair.baseline).start()
-    assert sweep.wait(120)
-    snap = sweep.snapshot()
-    assert snap.status == "finished" and snap.error is None and snap.fraction == 1.0
-    assert [(c.margin_pos, c.margin_neg) for c in snap.results] == [(0.8, 0.3), (0.8, 0.5), (0.9, 0.3), (0.9, 0.5)]
-    for c in snap.results:  # each cell is a run pair with its margins
-        assert runs.load_config(f"{c.run_dir}/tcm").margin_pos == c.margin_pos
-        assert runs.load_metrics(f"{c.run_dir}/tcm")["opis"] == c.opis
-    front = pareto_cells(snap.results)
-    for c in snap.results:
-        dominated = any(o.opis < c.opis and o.recall_at_1 > c.recall_at_1 for o in snap.results)
-        assert (c in front) != dominated
-    saved = load_sweep(tmp_path / "sw")
-    assert saved["results"] == list(snap.results) and saved["pareto"] == front
-    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["status"] == "finished"
-    spec = sweep_heatmaps(snap.results, best_cell(snap.results)).to_dict()
-    assert [t["type"] for t in spec["data"]].count("heatmap") == 2
-
-
-def test_sweep_stops(digits_pair, tmp_path):
-    sweep = MarginSweep(runs.load_config(digits_pair.tcm), tmp_path / "sw", (0.7, 0.8, 0.9), (0.3, 0.5))
-    sweep.stop()
-    sweep.start()
-    assert sweep.wait(60)
-    assert sweep.snapshot().status == "stopped" and len(sweep.snapshot().results) < 6
+def test_pair_changes_of_runs_without_validation(digits_pair, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(digits_pair.root, old)
+    (old / "tcm" / runs.VAL_EMBEDDINGS).unlink()
+    assert run_pair_changes(old, "val") is None
+    assert run_pair_changes(old, "test").opis.n == 10
+    with pytest.raises(TCMError, match="split"):
+        run_pair_changes(old, "validation")

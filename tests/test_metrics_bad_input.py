@@ -5,7 +5,7 @@ import pytest
 
 from conftest import clustered
 from tcm_core.errors import TCMError
-from tcm_core.evaluate import EvalSettings, evaluate
+from tcm_core.metrics.evaluation import EvalSettings, evaluate
 from tcm_core.metrics import calibration_range, distance_histograms, eps_opis, recall_at_k, utility_curves
 
 X, Y = clustered(0, n=60, classes=4)

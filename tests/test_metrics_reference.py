@@ -6,7 +6,7 @@ import torch
 
 import reference as ref
 from conftest import clustered
-from tcm_core.evaluate import EvalSettings, evaluate
+from tcm_core.metrics.evaluation import EvalSettings, evaluate
 from tcm_core.metrics import (calibration_range, distance_histograms, eps_opis, map_at_r, opis,
                               recall_at_k, utility_curves)
 from tcm_core.metrics import pairs

@@ -1,4 +1,4 @@
-"""AppTests of the sphere page: the 3-D example on two spheres (same colour range, same camera),
+"""AppTests of the sphere page: the 3-D example on two spheres (same color range, same camera),
 the 128-D example as a projection, a 2-D pair on the circle, and the κ slider repainting."""
 
 import json
@@ -77,12 +77,12 @@ def test_cub_example_shows_a_projection():
 
 
 def write_pair(root, seed=0):
-    """A 2-D pair: three classes at 0°, 120°, 240°; the + TCM twin tighter."""
+    """A 2-D pair: three classes at 0°, 120°, 240°; the +TCM twin tighter."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.array(["a", "b", "c"]), 40)
-    centre = np.repeat(np.deg2rad([0.0, 120.0, 240.0]), 40)
+    center = np.repeat(np.deg2rad([0.0, 120.0, 240.0]), 40)
     for side, spread in (("baseline", 0.35), ("tcm", 0.12)):
-        angle = centre + spread * rng.normal(size=len(centre))
+        angle = center + spread * rng.normal(size=len(center))
         run = root / "x" / side
         run.mkdir(parents=True)
         save_config(run, TrainConfig(dataset="digits", embedding_dim=2, tcm=side == "tcm"))

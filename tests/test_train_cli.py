@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT, SHARED
-from tcm_core.evaluate import evaluate
+from tcm_core.metrics.evaluation import evaluate
 from tcm_core.io import load_embeddings
 
 
@@ -20,7 +20,7 @@ def run(*args, timeout=300):
 
 
 def test_mnist_arcface_toy(tmp_path):
-    """The issue's acceptance command: 1 epoch on 5,000 MNIST digits, 3-D ArcFace + TCM."""
+    """The issue's acceptance command: 1 epoch on 5,000 MNIST digits, 3-D ArcFace +TCM."""
     out = run("-m", "tcm_core", "train", "--dataset", "mnist", "--data-dir", SHARED / "data",
               "--loss", "arcface", "--embedding-dim", "3", "--tcm", "--epochs", "1",
               "--max-train-samples", "5000", "--out", tmp_path / "toy")
@@ -43,8 +43,45 @@ def test_torchrun_two_cpu_processes(tmp_path):
     for side in ("baseline", "tcm"):
         m = json.loads((tmp_path / "ddp" / side / "metrics.json").read_text())
         assert m["epochs_done"] == 2 and m["n"] == 540  # every test sample gathered once
-        assert m["history"][0]["steps"] == 19  # each rank took half of the ~39 batches
+        assert m["history"][0]["steps"] == _half_of_one_process_batches()  # each rank took half
         assert m["recall_at_1"] > 0.5
+
+
+def _half_of_one_process_batches() -> int:
+    """Half the batches one process takes per epoch in the torchrun test (from the data, so it
+    follows changes to the digits splits)."""
+    import torch
+
+    from tcm_core.training import Callback, TrainConfig, engine
+    from tcm_core.training.setup import prepare
+
+    cfg = TrainConfig(dataset="digits", device="cpu", batch_size=32, samples_per_class=4,
+                      loss="multi_similarity", embedding_dim=8)
+    prepared = prepare(cfg, torch.device("cpu"), Callback())
+    one, two = (len(engine._sampler(cfg, prepared, 0, world)) for world in (1, 2))
+    assert two == one // 2
+    return two
+
+
+def test_progress_bars_are_a_callback(capsys):
+    """The CLI's bars take the engine's hooks, the epoch record by attribute, on stderr only."""
+    from tcm_core.training import Callback
+    from tcm_core.training.cli import ProgressBars
+    from tcm_core.training.records import EpochRecord
+
+    bars = ProgressBars()
+    assert isinstance(bars, Callback) and not bars.should_stop()
+    bars.on_stage("loading digits")
+    bars.on_run_start("tcm", epochs=2, steps_per_epoch=3, start_epoch=1)
+    bars.on_step("tcm", 1, 1, 3, 0.5)
+    bars.on_epoch_end("tcm", EpochRecord(epoch=2, loss=0.5, base_loss=0.4, tcm_loss=0.1, steps=3,
+                                         recall_at_1=0.9, map_at_r=0.8, opis=0.001, eps_opis=0.002,
+                                         t_min=0.1, t_max=1.2, seconds=1.0))
+    bars.on_run_end("tcm", {})
+    bars.close()
+    out = capsys.readouterr()
+    assert out.out == "" and "loading digits" in out.err
+    assert "tcm epoch 2: R@1 0.9000  OPIS 0.001000  eps-OPIS 0.002000  loss 0.5000" in out.err
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from tcm_core.errors import TCMError
-from tcm_core.evaluate import evaluate
-from tcm_core.io import _atomic_write, load_embeddings
+from tcm_core.metrics.evaluation import evaluate
+from tcm_core.io import atomic_write, load_embeddings
 from tcm_core.training import Callback, TrainConfig, TrainingDiverged, TrainingStopped, train
 from tcm_core.training import engine, runs
+from tcm_core.training.records import EpochRecord, load_history
 
 FAST = dict(dataset="digits", epochs=2, batch_size=32, samples_per_class=4, embedding_dim=8,
             loss="multi_similarity", device="cpu")
@@ -31,6 +32,38 @@ def test_run_folder_contents(tmp_path):
     assert again.recall_at_1 == saved["recall_at_1"] and again.opis == pytest.approx(saved["opis"], rel=1e-12)
     assert runs.load_config(run) == TrainConfig(**FAST)
     assert saved["recall_at_1"] > 0.5  # 8x8 digits are easy; random embeddings give ~0.1
+
+
+class Recorder(Callback):
+    """Keeps every hook call, to check what the engine hands callbacks."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_run_start(self, run, epochs, steps_per_epoch, start_epoch):
+        self.calls.append(("start", run, epochs, start_epoch))
+
+    def on_epoch_end(self, run, record):
+        self.calls.append(("epoch", run, record))
+
+    def on_run_end(self, run, metrics):
+        self.calls.append(("end", run, metrics))
+
+
+def test_history_is_typed_epoch_records(tmp_path):
+    """Callbacks get EpochRecords; metrics.json stores their dicts, which read back equal."""
+    seen = Recorder()
+    metrics = train(TrainConfig(**FAST), tmp_path / "run", callback=seen)["baseline"]
+    assert [c[:2] for c in seen.calls] == [("start", "baseline"), ("epoch", "baseline"),
+                                           ("epoch", "baseline"), ("end", "baseline")]
+    records = [c[2] for c in seen.calls if c[0] == "epoch"]
+    assert all(type(r) is EpochRecord for r in records) and [r.epoch for r in records] == [1, 2]
+    assert load_history(runs.load_metrics(tmp_path / "run")) == records  # a JSON round trip
+    assert [EpochRecord.from_dict(h).to_dict() for h in metrics["history"]] == metrics["history"]
+    assert records[-1].recall_at_1 == metrics["recall_at_1"] and records[-1].steps > 0
+    assert seen.calls[-1][2] == metrics
+    with pytest.raises(TCMError, match="lacks"):
+        EpochRecord.from_dict({k: v for k, v in metrics["history"][0].items() if k != "opis"})
 
 
 def test_pair_differs_by_tcm_alone(tmp_path):
@@ -94,7 +127,7 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     def poisoned(self, x, y):
         calls["n"] += 1
         terms = real_forward(self, x, y)
-        if calls["n"] > 60:  # well into epoch 2 (digits: ~39 steps per epoch)
+        if calls["n"] > 60:  # well into epoch 2 (digits: ~35 steps per epoch)
             return type(terms)(terms.total * float("nan"), terms.base, terms.tcm)
         return terms
 
@@ -113,7 +146,7 @@ def test_atomic_write_never_leaves_half_a_file(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        _atomic_write(target, crash)
+        atomic_write(target, crash)
     assert json.loads(target.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 

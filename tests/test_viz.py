@@ -12,8 +12,9 @@ from tcm_core.errors import TCMError
 from tcm_core.metrics import (UtilityCurves, distance_histograms, eps_opis, opis, utility_curves,
                               utility_from_rates, worst_classes)
 from tcm_core.viz.utility import MAX_CLOUD_POINTS, display_columns
-from tcm_core.viz import (class_rates, class_table, format_metric, history_figure, opis_change,
-                          utility_figure, utility_pair_figure)
+from tcm_core.metrics import class_rates, points_change, relative_change
+from tcm_core.viz import (change_color, class_table, format_metric, history_figure, utility_figure,
+                          utility_pair_figure)
 
 TABLE = np.array([  # METHOD.md's worked example
     [0, 0, 0.9333, 0.8571, 0.8571],
@@ -98,7 +99,7 @@ def test_clustered_traces_match_curves(runs):
     assert len(idx) == 3
     np.testing.assert_allclose(segments(worst.y, k), curves.utility[idx], rtol=1e-6, atol=1e-7)
     assert list(dict.fromkeys(worst.text)) == [str(c) for c in curves.classes[idx]]
-    assert everyone.line.color.startswith("rgba(255,127,14,")  # semi-transparent run colour
+    assert everyone.line.color.startswith("rgba(255,127,14,")  # semi-transparent run color
     assert everyone.hovertemplate and len(everyone.text) == len(everyone.y)  # <= 500 classes
     texts = " ".join(a.text for a in fig.layout.annotations)
     assert f"OPIS {opis(curves):.4g}" in texts and f"30%-OPIS {eps_opis(curves, 0.3):.4g}" in texts
@@ -124,7 +125,7 @@ def test_pair_figure_shares_axes(runs):
     assert tuple(fig.layout.yaxis.range) == tuple(fig.layout.yaxis2.range) == (0.0, 1.02)
     rects = sorted((s.xref, s.x0, s.x1) for s in fig.layout.shapes)
     assert rects == [("x", base.t_min, base.t_max), ("x2", tcm.t_min, tcm.t_max)]
-    assert [a.text for a in fig.layout.annotations[:2]] == ["Baseline", "+ TCM"]
+    assert [a.text for a in fig.layout.annotations[:2]] == ["Baseline", "+TCM"]
     np.testing.assert_allclose(segments(fig.data[3].y, tcm.num_thresholds), tcm.utility,
                                rtol=1e-6, atol=1e-7)
     assert sum(bool(t.showlegend is not False) for t in fig.data) == 4  # mean/worst once
@@ -136,9 +137,9 @@ def big_curves(num_classes=2000, k=201, seed=0):
     """Synthetic but well-formed curves: monotone TPR up, TNR down over the grid."""
     rng = np.random.default_rng(seed)
     t = np.linspace(0.5, 1.2, k)
-    centre = rng.uniform(0.6, 1.1, (num_classes, 1))
-    tpr = 1 / (1 + np.exp(-(t - centre) * 20))
-    tnr = 1 - 1 / (1 + np.exp(-(t - centre - 0.2) * 20))
+    center = rng.uniform(0.6, 1.1, (num_classes, 1))
+    tpr = 1 / (1 + np.exp(-(t - center) * 20))
+    tnr = 1 - 1 / (1 + np.exp(-(t - center - 0.2) * 20))
     classes = np.arange(num_classes)
     return UtilityCurves(t, classes, np.full(num_classes, 5), utility_from_rates(tpr, tnr), tpr,
                          tnr, np.linspace(1e-3, 1e-1, k), classes[:0], 1.0, (1e-3, 1e-1), None)
@@ -271,14 +272,19 @@ def test_class_table_compares_runs(runs):
 
 # ---- summary --------------------------------------------------------------------------------
 
-def test_opis_change_signs_and_colours():
+def test_relative_change_signs_and_colors():
+    def opis_change(base, tcm):
+        return relative_change(base, tcm), change_color(base, tcm)
+
     assert opis_change(0.2, 0.1) == (pytest.approx(-50.0), "green")
     assert opis_change(0.1, 0.25) == (pytest.approx(150.0), "red")
     assert opis_change(0.1, 0.1) == (0.0, "gray")
     assert opis_change(0.0, 0.0) == (0.0, "gray")
     for base, tcm in ((0.0, 0.1), (float("nan"), 0.1), (0.1, None)):
-        pct, colour = opis_change(base, tcm)
-        assert math.isnan(pct) and colour == "gray"
+        pct, color = opis_change(base, tcm)
+        assert math.isnan(pct) and color == "gray"
+    assert points_change(0.80, 0.825) == pytest.approx(2.5)
+    assert change_color(0.80, 0.825, lower_is_better=False) == "green"
 
 
 def test_format_metric():

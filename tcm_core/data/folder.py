@@ -2,7 +2,10 @@
 
 Classes are the sub-folders of ``root`` in sorted name order; the first
 ``train_class_fraction`` of them (default half) train, the rest test, as in the DML
-benchmarks. Sub-folders without images are skipped with a warning.
+benchmarks. ``image_list.image_splits`` then carves the validation classes (20%, by name hash;
+see ``validation``) out of the training classes, so e.g. 100 folders give 40 train, 10 val and
+50 test classes; with fewer than 4 training classes the validation split is empty.
+Sub-folders without images are skipped with a warning.
 """
 
 from __future__ import annotations

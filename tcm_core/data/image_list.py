@@ -1,7 +1,9 @@
 """Natural-image splits as lists of files: the shared back end of the folder and benchmark loaders.
 
 Each reader (``folder``, ``benchmarks``, ``cars196``) turns its on-disk layout into two
-``ImageList`` objects; ``image_splits`` subsets them, attaches transforms and returns a
+``ImageList`` objects (train and test); ``image_splits`` carves the validation classes out of the
+training list (``validation.carve_val_classes``: 20% of the training classes, by name hash),
+subsets the three lists, attaches transforms (validation gets the test transform) and returns a
 ``DataSplits``. Images are opened with PIL and converted to RGB one item at a time.
 """
 
@@ -17,6 +19,7 @@ from torch.utils.data import Dataset
 
 from tcm_core.data.splits import DataSplits
 from tcm_core.data.subset import SubsetSpec
+from tcm_core.data.validation import carve_val_classes
 from tcm_core.errors import TCMError
 
 
@@ -45,6 +48,18 @@ class ImageList:
     def take(self, indices: np.ndarray, num_classes: int) -> "ImageList":
         return ImageList(tuple(self.paths[i] for i in indices), self.labels[indices],
                          self.classes[:num_classes])
+
+    def split_classes(self, names: frozenset[str] | set[str]) -> tuple["ImageList", "ImageList"]:
+        """``(items of classes not in names, items of classes in names)``, each relabelled
+        ``0..C-1`` with its classes in their original order."""
+        inside = np.array([c in names for c in self.classes], dtype=bool)
+        return self._keep_classes(~inside), self._keep_classes(inside)
+
+    def _keep_classes(self, keep: np.ndarray) -> "ImageList":
+        new_label = np.cumsum(keep) - 1  # old label -> new label, for kept classes
+        idx = np.flatnonzero(keep[self.labels])
+        return ImageList(tuple(self.paths[i] for i in idx), new_label[self.labels[idx]].astype(np.int64),
+                         tuple(c for c, k in zip(self.classes, keep) if k))
 
 
 class ImageListDataset(Dataset):
@@ -79,10 +94,13 @@ def image_splits(
     name: str, train: ImageList, test: ImageList, *, where: Path, spec: SubsetSpec,
     image_size: int, train_transform: Callable, test_transform: Callable, identity: str,
 ) -> DataSplits:
-    """Subset both lists with ``spec`` and wrap them as an "image" ``DataSplits``."""
-    parts = {}
+    """Carve validation classes from ``train``, subset the three lists with ``spec`` and wrap
+    them as an "image" ``DataSplits`` (``identity`` should include ``validation.CLASS_RULE``)."""
     for split, items in (("train", train), ("test", test)):
         _check(items, name, split, where)
+    train, val = train.split_classes(carve_val_classes(train.classes))
+    parts = {}
+    for split, items in (("train", train), ("val", val), ("test", test)):
         idx = spec.select(items.labels, split)
         parts[split] = items.take(idx, spec.num_classes(len(items.classes)))
     return DataSplits(
@@ -92,4 +110,6 @@ def image_splits(
         train_labels=parts["train"].labels, test_labels=parts["test"].labels,
         train_classes=parts["train"].classes, test_classes=parts["test"].classes,
         in_channels=3, image_size=image_size, identity=identity,
+        val=ImageListDataset(parts["val"], test_transform),  # no augmentation
+        val_labels=parts["val"].labels, val_classes=parts["val"].classes,
     )

@@ -12,13 +12,10 @@ from pathlib import Path
 
 from tcm_core.data import layouts
 from tcm_core.data.folder import find_image_folders
+from tcm_core.data.registry import DATASETS
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_TORCHVISION_FOLDERS = {
-    "mnist": ("MNIST", "MNIST handwritten digits, 60,000 train / 10,000 test, 28x28"),
-    "fashion-mnist": ("FashionMNIST", "Fashion-MNIST clothing, 60,000 train / 10,000 test, 28x28"),
-}
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -41,11 +38,11 @@ def available_datasets(data_dir: str | Path | None = None) -> dict[str, str]:
     """
     root = resolve_data_dir(data_dir)
     found: dict[str, str] = {}
-    for name, (folder, description) in _TORCHVISION_FOLDERS.items():
-        raw = root / folder / "raw"
-        if all((raw / f).is_file() for f in _MNIST_FILES):
-            found[name] = description
-    found["digits"] = "scikit-learn's bundled 8x8 digits, 1,797 images (always available)"
+    for name, info in DATASETS.items():
+        raw = root / info.torchvision_folder / "raw" if info.torchvision_folder else None
+        if raw is not None and all((raw / f).is_file() for f in _MNIST_FILES):
+            found[name] = info.description
+    found["digits"] = DATASETS["digits"].description
     for name, layout in layouts.LAYOUTS.items():
         where = layouts.find(root, layout)
         if where is not None:

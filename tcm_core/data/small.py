@@ -4,6 +4,14 @@ The uint8 images are read once, normalized to float32 ``(n, 1, H, W)`` tensors a
 from memory, so a small CNN trains fast on CPU. These are closed-set toys: all classes appear
 in train and test. When MNIST or Fashion-MNIST is absent and cannot be downloaded, the bundled
 8x8 digits are used instead and ``DataSplits.note`` says so (plus a ``DatasetFallbackWarning``).
+
+Validation: since every class is in train and test, class-disjoint validation makes no sense
+here. Instead 10% of the full official training split, at most 2,000 images (MNIST and
+Fashion-MNIST: 2,000 of 60,000; digits: 126 of 1,257), stratified by class, is held out for
+validation (``validation.holdout_indices``) and removed from training. It is drawn with a fixed
+seed, independent of the training seed, and before any subsetting (``max_train_samples`` etc.
+then subset what is left of the training split), so it is the same images in every run.
+``max_classes``/``max_per_class``/``max_val_samples`` subset it with a fixed seed too.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from tcm_core.data.download import reachable, socket_timeout
 from tcm_core.data.splits import DataSplits
 from tcm_core.data.subset import SubsetSpec
 from tcm_core.data.transforms import describe_transform
+from tcm_core.data.validation import HOLDOUT_RULE, holdout_indices
 
 
 class DatasetFallbackWarning(UserWarning):
@@ -124,14 +133,18 @@ def load_small(
     """Load MNIST, Fashion-MNIST or digits as a "small" ``DataSplits`` (see module docstring)."""
     arrays, note = _load_arrays(name, root, download)
     num_classes = spec.num_classes(len(arrays.classes))
+    y_train = np.asarray(arrays.y_train, dtype=np.int64)
+    held_out = np.zeros(len(y_train), dtype=bool)
+    held_out[holdout_indices(y_train)] = True  # before any subsetting, with a fixed seed
     parts = {}
-    for split, x, y in (("train", arrays.x_train, arrays.y_train), ("test", arrays.x_test, arrays.y_test)):
-        y = np.asarray(y, dtype=np.int64)
+    for split, x, y in (("train", arrays.x_train[~held_out], y_train[~held_out]),
+                        ("val", arrays.x_train[held_out], y_train[held_out]),
+                        ("test", arrays.x_test, np.asarray(arrays.y_test, dtype=np.int64))):
         idx = spec.select(y, split)
         parts[split] = (_tensors(x[idx], arrays), y[idx].copy())
     where = "sklearn" if arrays.source.startswith("sklearn") else str(root)
     identity = (
-        f"{name}|source={arrays.source}|root={where}|{spec.describe()}|"
+        f"{name}|source={arrays.source}|root={where}|{HOLDOUT_RULE}|{spec.describe()}|"
         f"norm=({arrays.mean},{arrays.std})|train_tf={describe_transform(train_transform)}|"
         f"test_tf={describe_transform(test_transform)}"
     )
@@ -142,5 +155,7 @@ def load_small(
         train_labels=parts["train"][1], test_labels=parts["test"][1],
         train_classes=arrays.classes[:num_classes], test_classes=arrays.classes[:num_classes],
         in_channels=1, image_size=int(arrays.x_train.shape[-1]), identity=identity, note=note,
+        val=TensorImageDataset(*parts["val"], test_transform),  # no augmentation
+        val_labels=parts["val"][1], val_classes=arrays.classes[:num_classes],
     )
 

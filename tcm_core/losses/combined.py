@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from tcm_core.losses.base import create_base_loss
-from tcm_core.losses.tcm import TCMLoss
+from tcm_core.losses.tcm import LAMBDA_NEG, LAMBDA_POS, MARGIN_NEG, MARGIN_POS, TCMLoss
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class MetricLoss(nn.Module):
 
 
 def create_loss(name: str, *, num_classes: int | None = None, embedding_dim: int | None = None,
-                tcm: bool = False, margin_pos: float = 0.9, margin_neg: float = 0.5,
-                lambda_pos: float = 1.0, lambda_neg: float = 1.0,
+                tcm: bool = False, margin_pos: float = MARGIN_POS, margin_neg: float = MARGIN_NEG,
+                lambda_pos: float = LAMBDA_POS, lambda_neg: float = LAMBDA_NEG,
                 **base_options: Any) -> MetricLoss:
     """Base loss ``name`` (see ``BASE_LOSSES``), plus TCM with m+ = margin_pos, m- = margin_neg,
     lambda+ = lambda_pos, lambda- = lambda_neg when ``tcm`` is True."""

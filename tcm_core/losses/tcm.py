@@ -11,7 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tcm_core.checks import check_lambda, check_margin
 from tcm_core.errors import TCMError
+
+# TCM's default margins and weights (the article's: m+ 0.9, m- 0.5, lambda+ = lambda- = 1)
+MARGIN_POS, MARGIN_NEG, LAMBDA_POS, LAMBDA_NEG = 0.9, 0.5, 1.0, 1.0
 
 
 def _hard_mean(excess: torch.Tensor) -> torch.Tensor:
@@ -21,9 +25,9 @@ def _hard_mean(excess: torch.Tensor) -> torch.Tensor:
     return total / hard.sum().clamp(min=1)
 
 
-def tcm_from_similarities(sims: torch.Tensor, same: torch.Tensor, *, margin_pos: float = 0.9,
-                          margin_neg: float = 0.5, lambda_pos: float = 1.0,
-                          lambda_neg: float = 1.0) -> torch.Tensor:
+def tcm_from_similarities(sims: torch.Tensor, same: torch.Tensor, *, margin_pos: float = MARGIN_POS,
+                          margin_neg: float = MARGIN_NEG, lambda_pos: float = LAMBDA_POS,
+                          lambda_neg: float = LAMBDA_NEG) -> torch.Tensor:
     """TCM on a batch's cosine similarities ``sims (B, B)`` and same-label mask ``same (B, B)``.
 
     ``lambda_pos * mean_{s in S+, s <= m+} (m+ - s) + lambda_neg * mean_{s in S-, s >= m-} (s - m-)``
@@ -41,17 +45,13 @@ class TCMLoss(nn.Module):
     margin_pos = m+, margin_neg = m-, lambda_pos = lambda+, lambda_neg = lambda- (paper symbols).
     """
 
-    def __init__(self, margin_pos: float = 0.9, margin_neg: float = 0.5, lambda_pos: float = 1.0,
-                 lambda_neg: float = 1.0):
+    def __init__(self, margin_pos: float = MARGIN_POS, margin_neg: float = MARGIN_NEG,
+                 lambda_pos: float = LAMBDA_POS, lambda_neg: float = LAMBDA_NEG):
         super().__init__()
-        for name, m in (("margin_pos", margin_pos), ("margin_neg", margin_neg)):
-            if not -1.0 <= float(m) <= 1.0:
-                raise TCMError(f"{name} is a cosine similarity and must lie in [-1, 1]; got {m}")
-        for name, lam in (("lambda_pos", lambda_pos), ("lambda_neg", lambda_neg)):
-            if not float(lam) >= 0.0:
-                raise TCMError(f"{name} must be >= 0; got {lam}")
-        self.margin_pos, self.margin_neg = float(margin_pos), float(margin_neg)
-        self.lambda_pos, self.lambda_neg = float(lambda_pos), float(lambda_neg)
+        self.margin_pos = check_margin("margin_pos", margin_pos)
+        self.margin_neg = check_margin("margin_neg", margin_neg)
+        self.lambda_pos = check_lambda("lambda_pos", lambda_pos)
+        self.lambda_neg = check_lambda("lambda_neg", lambda_neg)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if embeddings.ndim != 2 or labels.ndim != 1 or labels.shape[0] != embeddings.shape[0]:

@@ -13,18 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tcm_core.checks import check_beta, check_distance_range, check_far_range, check_num_thresholds
 from tcm_core.metrics import pairs
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
-from tcm_core.metrics.utility import (
-    DEFAULT_FAR_RANGE,
-    DEFAULT_NUM_THRESHOLDS,
-    UtilityCurves,
-    check_beta,
-    check_distance_range,
-    check_far_range,
-    check_num_thresholds,
-    curves_from_counts,
-)
+from tcm_core.metrics.utility import (DEFAULT_BETA, DEFAULT_FAR_RANGE, DEFAULT_NUM_THRESHOLDS,
+                                     UtilityCurves, curves_from_counts)
 
 MAX_BINS = 1 << 14
 MAX_CELLS = 1 << 25  # classes x 2 x bins: at most 256 MB of int64 counts
@@ -56,7 +49,7 @@ class DistanceHistograms:
         return float(t[0]), float(t[1])
 
     def curves(self, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
-               num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=1.0) -> UtilityCurves:
+               num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA) -> UtilityCurves:
         k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
         t_min, t_max = self.calibration_range(far_range, distance_range)
         thresholds = np.linspace(t_min, t_max, k)
@@ -73,7 +66,7 @@ def interp_rows(x: np.ndarray, grid: np.ndarray, rows: np.ndarray) -> np.ndarray
     return rows[:, j] * (1.0 - w) + rows[:, j + 1] * w
 
 
-def set_distance_histograms(es: EmbeddingSet, num_bins: int | None = None) -> DistanceHistograms:
+def distance_histograms_from_set(es: EmbeddingSet, num_bins: int | None = None) -> DistanceHistograms:
     if num_bins is None:
         num_bins = int(min(MAX_BINS, max(256, MAX_CELLS // (2 * len(es.classes)))))
     grid = np.linspace(0.0, 2.0, num_bins + 1)
@@ -84,4 +77,4 @@ def set_distance_histograms(es: EmbeddingSet, num_bins: int | None = None) -> Di
 def distance_histograms(embeddings, labels, *, num_bins: int | None = None,
                         normalize: bool = True) -> DistanceHistograms:
     """One pass over all pairs; then ``.curves(...)`` answers any calibration range, K or beta."""
-    return set_distance_histograms(embedding_set(embeddings, labels, normalize=normalize), num_bins)
+    return distance_histograms_from_set(embedding_set(embeddings, labels, normalize=normalize), num_bins)

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
+from tcm_core.checks import check_eps
 from tcm_core.errors import TCMError
-from tcm_core.metrics.utility import UtilityCurves
+from tcm_core.metrics.utility import DEFAULT_EPS, UtilityCurves
 
 
 def opis(curves: UtilityCurves) -> float:
@@ -17,14 +18,7 @@ def opis(curves: UtilityCurves) -> float:
     return float(((u - u.mean(axis=0)) ** 2).mean())
 
 
-def check_eps(eps) -> float:
-    eps = float(eps)
-    if not (0.0 < eps < 1.0):
-        raise TCMError(f"eps must be strictly between 0 and 1; got {eps!r}")
-    return eps
-
-
-def worst_classes(curves: UtilityCurves, eps: float = 0.1) -> np.ndarray:
+def worst_classes(curves: UtilityCurves, eps: float = DEFAULT_EPS) -> np.ndarray:
     """Indices (into ``curves.classes``) of the ceil(eps*T) classes with the lowest mean utility."""
     eps = check_eps(eps)
     t = curves.utility.shape[0]
@@ -35,7 +29,7 @@ def worst_classes(curves: UtilityCurves, eps: float = 0.1) -> np.ndarray:
     return order[:n_worst]
 
 
-def eps_opis(curves: UtilityCurves, eps: float = 0.1) -> float:
+def eps_opis(curves: UtilityCurves, eps: float = DEFAULT_EPS) -> float:
     """Mean squared gap between the worst eps of classes and the rest, over the grid."""
     worst = worst_classes(curves, eps)
     rest = np.ones(curves.utility.shape[0], dtype=bool)

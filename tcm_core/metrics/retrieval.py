@@ -6,6 +6,8 @@ processed in blocks so memory stays bounded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -14,7 +16,7 @@ from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 from tcm_core.metrics.pairs import BLOCK_BYTES
 
 
-def _neighbour_blocks(es: EmbeddingSet, k: int):
+def _neighbor_blocks(es: EmbeddingSet, k: int):
     """Yield ``(rows, same (r, k) bool)``: whether each query's j-th nearest neighbour shares its class."""
     n = es.n
     rows = int(max(1, min(n, BLOCK_BYTES // (16 * n))))
@@ -26,10 +28,10 @@ def _neighbour_blocks(es: EmbeddingSet, k: int):
         yield slice(i0, i1), es.codes[idx] == es.codes[i0:i1, None]
 
 
-def set_recall_at_k(es: EmbeddingSet, ks=(1,)) -> dict[int, float]:
+def recall_at_k_from_set(es: EmbeddingSet, ks=(1,)) -> dict[int, float]:
     ks = _check_ks(ks, es.n)
     hits = {k: 0 for k in ks}
-    for _, same in _neighbour_blocks(es, max(ks)):
+    for _, same in _neighbor_blocks(es, max(ks)):
         for k in ks:
             hits[k] += int(same[:, :k].any(dim=1).sum())
     return {k: hits[k] / es.n for k in ks}
@@ -37,15 +39,44 @@ def set_recall_at_k(es: EmbeddingSet, ks=(1,)) -> dict[int, float]:
 
 def recall_at_k(embeddings, labels, ks=(1,), *, normalize: bool = True) -> dict[int, float]:
     """``{k: share of samples whose k nearest neighbours include one of their class}``."""
-    return set_recall_at_k(embedding_set(embeddings, labels, normalize=normalize), ks)
+    return recall_at_k_from_set(embedding_set(embeddings, labels, normalize=normalize), ks)
 
 
-def set_map_at_r(es: EmbeddingSet) -> float:
+@dataclass(frozen=True)
+class ClassHits:
+    """Per class: ``classes (C,)``, ``hits (C,)`` queries whose nearest neighbor shares their
+    class, ``sizes (C,)`` queries. R@1 = hits.sum() / sizes.sum(); what a bootstrap over
+    classes resamples."""
+
+    classes: np.ndarray
+    hits: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def recall_at_1(self) -> float:
+        return float(self.hits.sum() / self.sizes.sum())
+
+
+def class_hits_from_set(es: EmbeddingSet) -> ClassHits:
+    hit = np.zeros(es.n, dtype=bool)
+    for rows, same in _neighbor_blocks(es, 1):
+        hit[rows] = same[:, 0].cpu().numpy()
+    codes = es.codes.cpu().numpy()
+    hits = np.bincount(codes, weights=hit, minlength=len(es.classes))
+    return ClassHits(es.classes, hits, np.asarray(es.class_sizes, dtype=np.float64))
+
+
+def class_hits(embeddings, labels, *, normalize: bool = True) -> ClassHits:
+    """R@1's hits per class (every sample a query against all others)."""
+    return class_hits_from_set(embedding_set(embeddings, labels, normalize=normalize))
+
+
+def map_at_r_from_set(es: EmbeddingSet) -> float:
     """Mean over queries with R = (class size - 1) >= 1 of (1/R) sum_{i<=R} P@i * rel_i."""
     sizes = torch.as_tensor(es.class_sizes, device=es.codes.device)[es.codes]  # (n,)
     r_max = int(sizes.max()) - 1
     total, count = 0.0, 0
-    for rows, same in _neighbour_blocks(es, r_max):
+    for rows, same in _neighbor_blocks(es, r_max):
         r = (sizes[rows] - 1).unsqueeze(1)  # (b, 1)
         rank = torch.arange(1, r_max + 1, device=same.device).unsqueeze(0)  # (1, r_max)
         rel = same & (rank <= r)
@@ -58,7 +89,7 @@ def set_map_at_r(es: EmbeddingSet) -> float:
 
 
 def map_at_r(embeddings, labels, *, normalize: bool = True) -> float:
-    return set_map_at_r(embedding_set(embeddings, labels, normalize=normalize))
+    return map_at_r_from_set(embedding_set(embeddings, labels, normalize=normalize))
 
 
 def _check_ks(ks, n: int) -> tuple[int, ...]:

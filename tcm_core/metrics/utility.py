@@ -7,17 +7,18 @@ over all unordered pairs (``pairs.accepted_counts``), never from an n x n matrix
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tcm_core.errors import TCMError
+from tcm_core.checks import check_beta, check_distance_range, check_far_range, check_num_thresholds
 from tcm_core.metrics import pairs
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 
-DEFAULT_FAR_RANGE = (1e-3, 1e-1)  # (our choice), METHOD.md
+DEFAULT_FAR_RANGE = (1e-3, 1e-1)  # (our choice), METHOD.md: the one place this band is written
 DEFAULT_NUM_THRESHOLDS = 201  # (our choice), METHOD.md
+DEFAULT_BETA = 1.0  # METHOD.md: TPR and TNR weigh the same
+DEFAULT_EPS = 0.1  # METHOD.md: the worst 10% of classes for eps-OPIS
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,47 +54,7 @@ class UtilityCurves:
         return int(self.thresholds.size)
 
 
-def check_far_range(far_range) -> tuple[float, float]:
-    lo, hi = _pair(far_range, "far_range")
-    if not (0.0 <= lo < hi <= 1.0):
-        raise TCMError(f"far_range must satisfy 0 <= low < high <= 1; got ({lo:g}, {hi:g})")
-    return lo, hi
-
-
-def check_distance_range(distance_range) -> tuple[float, float]:
-    lo, hi = _pair(distance_range, "distance_range")
-    if not (0.0 <= lo < hi <= 2.0):
-        raise TCMError(
-            f"distance_range must satisfy 0 <= min < max <= 2 (distances between unit vectors); "
-            f"got ({lo:g}, {hi:g})"
-        )
-    return lo, hi
-
-
-def check_num_thresholds(num_thresholds) -> int:
-    if isinstance(num_thresholds, bool) or int(num_thresholds) != num_thresholds or num_thresholds < 2:
-        raise TCMError(f"num_thresholds must be an integer >= 2; got {num_thresholds!r}")
-    return int(num_thresholds)
-
-
-def check_beta(beta) -> float:
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0):
-        raise TCMError(f"beta must be a finite number > 0; got {beta!r}")
-    return beta
-
-
-def _pair(value, name: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TCMError(f"{name} must be two numbers (low, high); got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise TCMError(f"{name} must be finite; got ({lo}, {hi})")
-    return lo, hi
-
-
-def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = 1.0) -> np.ndarray:
+def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
     """F-beta style utility ``(1+b^2) TPR TNR / (b^2 TNR + TPR)``, 0 where both rates are 0."""
     b2 = beta * beta
     num = (1.0 + b2) * tpr * tnr
@@ -101,7 +62,7 @@ def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = 1.0) -> n
     return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
 
 
-def set_calibration_range(es: EmbeddingSet, far_range=DEFAULT_FAR_RANGE, distance_range=None):
+def calibration_range_from_set(es: EmbeddingSet, far_range=DEFAULT_FAR_RANGE, distance_range=None):
     """``(t_min, t_max)``: the given distance range, else quantiles of negative-pair distances."""
     if distance_range is not None:
         return check_distance_range(distance_range)
@@ -113,7 +74,7 @@ def calibration_range(embeddings, labels, *, far_range=DEFAULT_FAR_RANGE, distan
                       normalize: bool = True) -> tuple[float, float]:
     """``(t_min, t_max)`` in distance units; see METHOD.md for the FAR-band definition."""
     es = embedding_set(embeddings, labels, normalize=normalize)
-    return set_calibration_range(es, far_range, distance_range)
+    return calibration_range_from_set(es, far_range, distance_range)
 
 
 def curves_from_counts(classes, class_sizes, thresholds, pos_acc, neg_acc, *, beta, far_range,
@@ -143,11 +104,11 @@ def curves_from_counts(classes, class_sizes, thresholds, pos_acc, neg_acc, *, be
     )
 
 
-def set_utility_curves(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
-                       num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=1.0) -> UtilityCurves:
+def utility_curves_from_set(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
+                       num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA) -> UtilityCurves:
     """``utility_curves`` on an already validated ``EmbeddingSet``."""
     k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
-    t_min, t_max = set_calibration_range(es, far_range, distance_range)
+    t_min, t_max = calibration_range_from_set(es, far_range, distance_range)
     thresholds = np.linspace(t_min, t_max, k)
     pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
     return curves_from_counts(es.classes, es.class_sizes, thresholds, pos_acc, neg_acc, beta=beta,
@@ -155,7 +116,7 @@ def set_utility_curves(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, distanc
 
 
 def utility_curves(embeddings, labels, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
-                   num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=1.0, normalize=True) -> UtilityCurves:
+                   num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA, normalize=True) -> UtilityCurves:
     """Per-class utility curves, exact at each of ``num_thresholds`` grid thresholds.
 
     embeddings (n, d) numpy array or torch tensor; labels (n,) ints or strings. The calibration
@@ -167,5 +128,5 @@ def utility_curves(embeddings, labels, *, far_range=DEFAULT_FAR_RANGE, distance_
     else:
         check_far_range(far_range)
     es = embedding_set(embeddings, labels, normalize=normalize)
-    return set_utility_curves(es, far_range=far_range, distance_range=distance_range,
+    return utility_curves_from_set(es, far_range=far_range, distance_range=distance_range,
                               num_thresholds=k, beta=beta)

@@ -1,5 +1,5 @@
 """Models: backbones (a registry of image -> feature networks), their weights, the embedding
-model (backbone + head, L2-normalised output) and an on-disk cache of backbone features.
+model (backbone + head, L2-normalized output) and an on-disk cache of backbone features.
 
     model = create_model("resnet18", embedding_dim=128, weights="DEFAULT")
     embeddings = model(images)  # (B, 128), unit norm

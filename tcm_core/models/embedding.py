@@ -1,4 +1,4 @@
-"""The embedding model: backbone features (B, F) -> head -> L2-normalised embeddings (B, D).
+"""The embedding model: backbone features (B, F) -> head -> L2-normalized embeddings (B, D).
 
 ``embed_features`` runs the head alone, so a trainer can cache backbone features once
 (``tcm_core.models.feature_cache``) and train only the head. With ``freeze_backbone`` the
@@ -65,7 +65,7 @@ class EmbeddingModel(nn.Module):
         return self
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, F) -> unit-norm embeddings (B, D): head + L2 normalisation."""
+        """Backbone features (B, F) -> unit-norm embeddings (B, D): head + L2 normalization."""
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise TCMError(
                 f"features must have shape (B, {self.feature_dim}); got {tuple(features.shape)}"
@@ -105,7 +105,7 @@ def create_model(
     head_hidden: int | None = None,
     channels_last: bool = False,
 ) -> EmbeddingModel:
-    """Registry backbone ``backbone`` + a Linear(F, embedding_dim) head, L2-normalised output."""
+    """Registry backbone ``backbone`` + a Linear(F, embedding_dim) head, L2-normalized output."""
     module, feature_dim = create_backbone(backbone, weights=weights, in_channels=in_channels)
     model = EmbeddingModel(
         module,

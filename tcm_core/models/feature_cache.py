@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tcm_core.errors import TCMError
+from tcm_core.io import atomic_write
 
 Progress = Callable[[int, int], None]
 
@@ -88,15 +88,7 @@ def _load(path: Path, expected_rows: int, key_text: str) -> torch.Tensor | None:
 def _save(path: Path, features: torch.Tensor, key_text: str) -> None:
     """Write atomically so a crash or a parallel reader never sees a half-written file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save({"features": features, "key": key_text}, handle)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, lambda handle: torch.save({"features": features, "key": key_text}, handle))
     except OSError as error:
         warnings.warn(f"could not write the feature cache {str(path)!r} ({error}); continuing uncached")
 

@@ -1,4 +1,8 @@
-"""What a training run is: one frozen, JSON-able ``TrainConfig`` (saved as ``config.json``)."""
+"""What a training run is: one frozen, JSON-able ``TrainConfig`` (saved as ``config.json``).
+
+Its evaluation settings are one ``EvalSettings`` (field ``eval``); configs written before, with
+flat ``eval_far_range`` / ``eval_num_thresholds`` / ``eval_beta`` / ``eval_eps`` fields, still load.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from tcm_core.errors import TCMError
-from tcm_core.evaluate import EvalSettings
+from tcm_core.losses.tcm import LAMBDA_NEG, LAMBDA_POS, MARGIN_NEG, MARGIN_POS
+from tcm_core.metrics.evaluation import EvalSettings
+
+LEGACY_EVAL_FIELDS = {"eval_far_range": "far_range", "eval_num_thresholds": "num_thresholds",
+                      "eval_beta": "beta", "eval_eps": "eps"}
 
 
 @dataclass(frozen=True)
@@ -25,10 +33,10 @@ class TrainConfig:
     embedding_dim: int | None = None  # None: 3 for the small toys (drawable), 128 for photos
     loss: str = "arcface"
     tcm: bool = False
-    margin_pos: float = 0.9  # m+
-    margin_neg: float = 0.5  # m-
-    lambda_pos: float = 1.0  # lambda+
-    lambda_neg: float = 1.0  # lambda-
+    margin_pos: float = MARGIN_POS  # m+
+    margin_neg: float = MARGIN_NEG  # m-
+    lambda_pos: float = LAMBDA_POS  # lambda+
+    lambda_neg: float = LAMBDA_NEG  # lambda-
     epochs: int = 1
     batch_size: int = 16
     samples_per_class: int = 2
@@ -41,11 +49,8 @@ class TrainConfig:
     max_classes: int | None = None
     max_per_class: int | None = None
     image_size: int = 224
-    eval_far_range: tuple[float, float] = (1e-3, 1e-1)
-    eval_num_thresholds: int = 201
-    eval_beta: float = 1.0
-    eval_eps: float = 0.1
     loss_options: dict | None = None
+    eval: EvalSettings = EvalSettings()  # how every epoch's OPIS is measured
 
     def __post_init__(self):
         for name in ("embedding_dim", "epochs", "batch_size", "samples_per_class"):
@@ -59,23 +64,23 @@ class TrainConfig:
         if self.batch_size < 2 * self.samples_per_class:
             raise TCMError(f"batch_size ({self.batch_size}) must hold at least 2 classes of "
                            f"samples_per_class ({self.samples_per_class})")
-        object.__setattr__(self, "eval_far_range", tuple(self.eval_far_range))
-        self.eval_settings()  # validates the evaluation settings now, not after training
-
-    def eval_settings(self) -> EvalSettings:
-        return EvalSettings(far_range=self.eval_far_range, num_thresholds=self.eval_num_thresholds,
-                            beta=self.eval_beta, eps=self.eval_eps)
+        if isinstance(self.eval, dict):  # checked now, not after training
+            object.__setattr__(self, "eval", EvalSettings.from_dict(self.eval))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["eval_far_range"] = list(self.eval_far_range)
+        d["eval"] = self.eval.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        legacy = {new: d.pop(old) for old, new in LEGACY_EVAL_FIELDS.items() if old in d}
+        if legacy:  # a config.json written before EvalSettings was nested
+            d["eval"] = {**legacy, **d.get("eval", {})}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

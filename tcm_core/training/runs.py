@@ -1,5 +1,6 @@
-"""A run on disk: a folder with ``config.json``, ``metrics.json``, ``embeddings.npz`` (what
-``evaluate`` reads) and ``checkpoint.pt``. All written atomically; a comparison is a folder
+"""A run on disk: a folder with ``config.json``, ``metrics.json``, ``embeddings.npz`` (test
+embeddings, what ``evaluate`` reads), ``val_embeddings.npz`` (validation, when the data has a
+validation split) and ``checkpoint.pt``. All written atomically; a comparison is a folder
 with ``baseline/`` and ``tcm/`` runs. The app's run picker reads these folders.
 """
 
@@ -7,17 +8,26 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from tcm_core.errors import TCMError
-from tcm_core.io import _atomic_write, load_embeddings, save_embeddings, save_json
+from tcm_core.io import atomic_write, load_embeddings, save_embeddings, save_json
 from tcm_core.training.config import TrainConfig
 
 CONFIG, METRICS, EMBEDDINGS, CHECKPOINT = "config.json", "metrics.json", "embeddings.npz", "checkpoint.pt"
+VAL_EMBEDDINGS = "val_embeddings.npz"  # the validation split's, where margins are chosen
 PAIR = ("baseline", "tcm")
+
+
+def new_run_dir(root, *parts: str) -> Path:
+    """``root/<YYYYmmdd-HHMMSS>-<parts joined by '-'>``: the one way new run folders are named
+    (sorted by name, they are sorted by time)."""
+    name = "-".join([time.strftime("%Y%m%d-%H%M%S"), *(str(p) for p in parts if p)])
+    return Path(root) / name
 
 
 def save_config(run_dir, config: TrainConfig) -> None:
@@ -42,18 +52,26 @@ def load_metrics(run_dir) -> dict:
     return json.loads(path.read_text())
 
 
-def save_run_embeddings(run_dir, embeddings, labels) -> None:
-    save_embeddings(Path(run_dir) / EMBEDDINGS, embeddings, labels)
+def _embeddings_file(split: str) -> str:
+    if split not in ("test", "val"):
+        raise TCMError(f"split must be 'test' or 'val'; got {split!r}")
+    return EMBEDDINGS if split == "test" else VAL_EMBEDDINGS
 
 
-def load_run_embeddings(run_dir):
-    return load_embeddings(Path(run_dir) / EMBEDDINGS)
+def save_run_embeddings(run_dir, embeddings, labels, split: str = "test") -> None:
+    save_embeddings(Path(run_dir) / _embeddings_file(split), embeddings, labels)
+
+
+def load_run_embeddings(run_dir, split: str = "test"):
+    """``(embeddings, labels)`` of a run's test split (or ``split="val"``: validation, which
+    runs written before validation existed do not have: TCMError)."""
+    return load_embeddings(Path(run_dir) / _embeddings_file(split))
 
 
 def save_checkpoint(run_dir, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buffer.getvalue()))
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda f: f.write(buffer.getvalue()))
 
 
 def load_checkpoint(run_dir) -> dict:

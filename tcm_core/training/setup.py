@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tcm_core.data import DataSplits, default_test_transform, load_dataset
+from tcm_core.data import DataSplits, dataset_kind, default_test_transform, load_dataset
 from tcm_core.losses import MetricLoss, create_loss, loss_needs_classes
 from tcm_core.losses.spread import spread_class_weights
 from tcm_core.models import EmbeddingModel, cached_features, create_model, weights_id
@@ -30,6 +30,7 @@ class Prepared:
     train_inputs: object
     test_inputs: object
     features: bool
+    val_inputs: object = None  # None when the data has no validation split
 
 
 def load_data(config: TrainConfig) -> DataSplits:
@@ -44,7 +45,7 @@ def load_data(config: TrainConfig) -> DataSplits:
 
 
 def _small(config: TrainConfig) -> bool:
-    return config.dataset.lower().replace("_", "-") in ("mnist", "fashion-mnist", "digits")
+    return dataset_kind(config.dataset) == "small"
 
 
 LOW_DIM = 16  # embeddings this small get a hidden head layer (R@1 0.80 -> 0.88 on the toy)
@@ -69,7 +70,7 @@ def loss_options(config: TrainConfig) -> dict:
 
 
 def build_loss(config: TrainConfig, splits: DataSplits) -> MetricLoss:
-    """Base loss (+ TCM when ``config.tcm``); class weights start well spread (``spread``)."""
+    """Base loss (+TCM when ``config.tcm``); class weights start well spread (``spread``)."""
     n_classes = int(len(splits.train_classes))
     kwargs = dict(num_classes=n_classes, embedding_dim=config.embedding_dim) if loss_needs_classes(config.loss) else {}
     loss = create_loss(config.loss, tcm=config.tcm, margin_pos=config.margin_pos,
@@ -88,16 +89,19 @@ def prepare(config: TrainConfig, device: torch.device, callback: Callback) -> Pr
     if config.embedding_dim is None:
         config = config.replace(embedding_dim=DEFAULT_EMBEDDING_DIM[splits.kind])
     if not config.freeze_backbone:
-        return Prepared(config, splits, backbone, splits.train, splits.test, features=False)
+        return Prepared(config, splits, backbone, splits.train, splits.test, features=False,
+                        val_inputs=splits.val if splits.has_val else None)
     torch.manual_seed(config.seed)
     model = build_model(config, splits, backbone)
     feats = []
-    for split, dataset in (("train", splits.train), ("test", splits.test)):
+    named = [("train", splits.train), ("test", splits.test)] + ([("val", splits.val)] if splits.has_val else [])
+    for split, dataset in named:
         key = dict(dataset=splits.identity, split=split, backbone=backbone,
                    weights=weights_id(config.weights), image_size=config.image_size)
         progress = lambda done, total, s=split: callback.on_stage(f"backbone features ({s})", done, total)  # noqa: E731
         feats.append(cached_features(model.backbone, dataset, key_parts=key, device=device, progress=progress))
-    return Prepared(config, splits, backbone, feats[0], feats[1], features=True)
+    return Prepared(config, splits, backbone, feats[0], feats[1], features=True,
+                    val_inputs=feats[2] if splits.has_val else None)
 
 
 def labels_tensor(labels: np.ndarray) -> torch.Tensor:

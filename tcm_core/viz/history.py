@@ -1,5 +1,5 @@
 """Training-history figure: per-epoch metrics of one or more runs (``metrics.json`` ``history``),
-one subplot per metric, one line per run, the same colour for a run in every subplot."""
+one subplot per metric, one line per run, the same color for a run in every subplot."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ METRIC_TITLES = {
 }
 
 
-def history_figure(histories: Mapping[str, Sequence[Mapping]],
+def history_figure(histories: Mapping[str, Sequence],
                    metrics: Sequence[str] = ("loss", "recall_at_1", "opis")) -> go.Figure:
-    """``histories``: run name -> list of per-epoch dicts (keys ``epoch`` and the metrics).
+    """``histories``: run name -> its per-epoch ``EpochRecord``s (or metrics.json dicts).
 
     A missing or ``None`` value leaves a gap; an empty history gives an empty line, so the
     figure still builds before the first epoch ends. Baseline is blue, TCM orange.
@@ -41,11 +41,16 @@ def history_figure(histories: Mapping[str, Sequence[Mapping]],
     return fig
 
 
-def epoch_series(history: Sequence[Mapping], metric: str) -> tuple[list, list]:
-    """``(epochs, values)``; epochs default to 1, 2, ... and missing values become ``None``."""
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
-    values = [_number(row.get(metric)) for row in history]
+def epoch_series(history: Sequence, metric: str) -> tuple[list, list]:
+    """``(epochs, values)`` of ``EpochRecord``s or metrics.json dicts; epochs default to
+    1, 2, ... and missing values become ``None``."""
+    epochs = [_field(row, "epoch") or i + 1 for i, row in enumerate(history)]
+    values = [_number(_field(row, metric)) for row in history]
     return epochs, values
+
+
+def _field(row, name: str):
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
 
 def _number(value):

@@ -1,12 +1,12 @@
 """Embeddings on the hypersphere (METHOD.md, "The ArcFace toy"): the 3-D sphere with each
-class's kernel density painted on the surface, the 2-D circle with an arrow to each class centre
+class's kernel density painted on the surface, the 2-D circle with an arrow to each class center
 and its density drawn around it, and a 2-D projection scatter for higher dimensions.
 
-The sphere's colour at a site is the **largest class density** there (each class's density
+The sphere's color at a site is the **largest class density** there (each class's density
 integrates to 1 on its own, ``tcm_core.density.class_densities``): every cluster shows as its
 own hot spot whatever its neighbours do, and the cold gaps between clusters read directly. The
-total density would blur touching clusters into one. Pair figures share one colour range
-(``zmax``) and one camera, so baseline and + TCM compare at a glance.
+total density would blur touching clusters into one. Pair figures share one color range
+(``zmax``) and one camera, so baseline and +TCM compare at a glance.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from tcm_core.density import class_centres, class_densities, default_kappa
+from tcm_core.checks import as_array, check_labels, check_points
 from tcm_core.errors import TCMError
-from tcm_core.projection import stratified_sample
-from tcm_core.viz._style import rgba
+from tcm_core.geometry.density import class_centers, class_densities, default_kappa
+from tcm_core.geometry.projection import stratified_sample
+from tcm_core.geometry.sphere import display_kappa, fibonacci_sphere, sphere_density, sphere_grid
+from tcm_core.viz._style import PAIR_TITLES, rgba
 
 DENSITY_SCALE = "RdYlBu_r"  # blue (empty) -> yellow -> red (dense), like the article's figure
 CLASS_PALETTE = qualitative.Dark24 + qualitative.Light24
@@ -31,69 +33,21 @@ _AXIS_OFF = dict(visible=False, showbackground=False, range=[-1.25, 1.25])
 
 
 def class_colors(classes) -> dict:
-    """Class -> a qualitative colour (cycling after 48 classes)."""
+    """Class -> a qualitative color (cycling after 48 classes)."""
     return {c: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, c in enumerate(classes)}
 
 
-def sphere_grid(grid: int = 80):
-    """Sites of a lat-long grid: ``(x, y, z)`` each ``(grid, 2 grid)``."""
-    theta = np.linspace(0, np.pi, grid)  # polar
-    phi = np.linspace(0, 2 * np.pi, 2 * grid)  # azimuth
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    return np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)
-
-
-def sphere_density(points, labels, *, kappa: float, grid: int = 80) -> np.ndarray:
-    """Max-over-classes density on ``sphere_grid(grid)`` -> ``(grid, 2 grid)``."""
-    x, y, z = sphere_grid(grid)
-    sites = np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
-    per_class = class_densities(points, labels, sites, kappa)
-    return np.max(np.stack(list(per_class.values())), axis=0).reshape(x.shape)
-
-
-def _check(points, labels, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    points, labels = np.asarray(points, dtype=np.float64), np.asarray(labels)
-    if points.ndim != 2 or points.shape[1] != dim:
-        raise TCMError(f"points must have shape (n, {dim}); got {points.shape}")
-    if labels.shape != (len(points),):
-        raise TCMError(f"labels must have shape ({len(points)},); got {labels.shape}")
-    if len(points) == 0:
-        raise TCMError("there are no points to draw")
-    return points / np.linalg.norm(points, axis=1, keepdims=True), labels
-
-
-def fibonacci_sphere(n: int) -> np.ndarray:
-    """``n`` nearly evenly spread unit vectors ``(n, 3)`` (the golden-angle spiral)."""
-    i = np.arange(n) + 0.5
-    z = 1 - 2 * i / n
-    phi = np.pi * (1 + 5 ** 0.5) * i
-    r = np.sqrt(1 - z ** 2)
-    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
-
-
-def default_camera(*centre_sets) -> dict:
-    """Look at the sphere from the side that shows the most class centres face-on (the
-    direction v maximizing sum max(0, centre · v) over all runs' centres), slightly raised."""
-    centres = np.concatenate([c[np.all(np.isfinite(c), axis=1)] for c in centre_sets])
+def default_camera(*center_sets) -> dict:
+    """Look at the sphere from the side that shows the most class centers face-on (the
+    direction v maximizing sum max(0, center · v) over all runs' centers), slightly raised."""
+    centers = np.concatenate([c[np.all(np.isfinite(c), axis=1)] for c in center_sets])
     candidates = fibonacci_sphere(400)
-    view = candidates[np.argmax(np.clip(candidates @ centres.T, 0, None).sum(axis=1))] \
-        if len(centres) else np.array([1.0, 1.0, 0.6]) / np.sqrt(2.36)
+    view = candidates[np.argmax(np.clip(candidates @ centers.T, 0, None).sum(axis=1))] \
+        if len(centers) else np.array([1.0, 1.0, 0.6]) / np.sqrt(2.36)
     view = view + np.array([0.0, 0.0, 0.25])
     eye = _CAMERA_DISTANCE * view / np.linalg.norm(view)
     return dict(eye=dict(x=eye[0], y=eye[1], z=eye[2]), up=dict(x=0, y=0, z=1),
                 center=dict(x=0, y=0, z=0))
-
-
-def max_drawable_kappa(grid: int = 80) -> float:
-    """The largest κ a ``sphere_grid(grid)`` paints without aliasing: the kernel's angular
-    width 1/sqrt(κ) must span about three grid steps (π / grid each), else its peak falls
-    between sites and the spots flicker as κ moves."""
-    return float((grid / (3 * np.pi)) ** 2)
-
-
-def display_kappa(points, labels, grid: int = 80) -> float:
-    """``default_kappa`` (the MISE rule of thumb) capped at ``max_drawable_kappa(grid)``."""
-    return min(default_kappa(points, labels), max_drawable_kappa(grid))
 
 
 def _sphere_traces(points, labels, density, *, grid, zmax, max_points, colors, show_scale,
@@ -106,40 +60,40 @@ def _sphere_traces(points, labels, density, *, grid, zmax, max_points, colors, s
         lighting=dict(ambient=0.85, diffuse=0.3, specular=0.05, roughness=0.9),
         hovertemplate="density %{surfacecolor:.3g}<extra></extra>")]
     keep = stratified_sample(labels, max_points)
-    classes, centres, _ = class_centres(points, labels)
-    for c, centre in zip(classes, centres):
+    classes, centers, _ = class_centers(points, labels)
+    for c, center in zip(classes, centers):
         idx = keep[labels[keep] == c]
         p = points[idx] * 1.012  # just above the surface, so the markers are not hidden in it
         traces.append(go.Scatter3d(
             x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers", name=str(c), legendgroup=str(c),
             showlegend=show_legend, marker=dict(size=1.5, color=colors[c], opacity=0.5),
             hoverinfo="skip"))
-        tip = centre * 1.2
+        tip = center * 1.2
         traces.append(go.Scatter3d(
-            x=[centre[0] * 1.02, tip[0]], y=[centre[1] * 1.02, tip[1]], z=[centre[2] * 1.02, tip[2]],
+            x=[center[0] * 1.02, tip[0]], y=[center[1] * 1.02, tip[1]], z=[center[2] * 1.02, tip[2]],
             mode="lines+markers+text", legendgroup=str(c), showlegend=False, text=["", str(c)],
             textposition="top center", textfont=dict(size=12, color="#111"),
             line=dict(color=colors[c], width=5), marker=dict(size=[0, 6], color=colors[c],
                                                              line=dict(color="#111", width=1)),
-            hovertemplate=f"{c}<br>centre<extra></extra>"))
+            hovertemplate=f"{c}<br>center<extra></extra>"))
     return traces
 
 
 def sphere_figure(points, labels, *, kappa: float | None = None, grid: int = 80, title: str = "",
                   max_points: int = 3000, zmax: float | None = None) -> go.Figure:
-    """One run's 3-D embeddings ``points (n, 3)`` on the unit sphere, coloured by density.
+    """One run's 3-D embeddings ``points (n, 3)`` on the unit sphere, colored by density.
 
-    ``kappa`` defaults to ``display_kappa(points, labels, grid)``; ``zmax`` (the colour scale's top)
+    ``kappa`` defaults to ``display_kappa(points, labels, grid)``; ``zmax`` (the color scale's top)
     defaults to this run's peak density; ``max_points`` points are drawn as small markers.
     """
-    points, labels = _check(points, labels, 3)
+    points, labels = check_points(points, labels, dims=(3,))
     kappa = display_kappa(points, labels, grid) if kappa is None else kappa
     density = sphere_density(points, labels, kappa=kappa, grid=grid)
     zmax = float(density.max()) if zmax is None else zmax
     fig = go.Figure(_sphere_traces(points, labels, density, grid=grid, zmax=zmax,
                                    max_points=max_points, colors=class_colors(np.unique(labels)),
                                    show_scale=True, show_legend=True))
-    camera = default_camera(class_centres(points, labels)[1])
+    camera = default_camera(class_centers(points, labels)[1])
     fig.update_layout(scene=_scene(camera), title=title or None, height=560,
                       margin=dict(l=0, r=0, t=40, b=0))
     return fig
@@ -152,12 +106,12 @@ def _scene(camera: dict) -> dict:
 
 def sphere_pair_figure(base_points, base_labels, tcm_points, tcm_labels, *,
                        kappa: float | None = None, grid: int = 80, max_points: int = 3000,
-                       titles: Sequence[str] = ("Baseline", "+ TCM"),
+                       titles: Sequence[str] = PAIR_TITLES,
                        zmax: float | None = None) -> go.Figure:
-    """Baseline and + TCM spheres side by side: one kernel κ (default: the baseline's
-    ``display_kappa``), one colour range (``zmax``: default the larger peak) and one camera."""
-    base_points, base_labels = _check(base_points, base_labels, 3)
-    tcm_points, tcm_labels = _check(tcm_points, tcm_labels, 3)
+    """Baseline and +TCM spheres side by side: one kernel κ (default: the baseline's
+    ``display_kappa``), one color range (``zmax``: default the larger peak) and one camera."""
+    base_points, base_labels = check_points(base_points, base_labels, dims=(3,))
+    tcm_points, tcm_labels = check_points(tcm_points, tcm_labels, dims=(3,))
     kappa = display_kappa(base_points, base_labels, grid) if kappa is None else kappa
     densities = [sphere_density(p, y, kappa=kappa, grid=grid)
                  for p, y in ((base_points, base_labels), (tcm_points, tcm_labels))]
@@ -169,8 +123,8 @@ def sphere_pair_figure(base_points, base_labels, tcm_points, tcm_labels, *,
         for trace in _sphere_traces(p, y, d, grid=grid, zmax=zmax, max_points=max_points,
                                     colors=colors, show_scale=col == 2, show_legend=col == 1):
             fig.add_trace(trace, row=1, col=col)
-    camera = default_camera(class_centres(base_points, base_labels)[1],
-                            class_centres(tcm_points, tcm_labels)[1])
+    camera = default_camera(class_centers(base_points, base_labels)[1],
+                            class_centers(tcm_points, tcm_labels)[1])
     fig.update_layout(scene=_scene(camera), scene2=_scene(camera), height=560,
                       margin=dict(l=0, r=0, t=40, b=0),
                       legend=dict(orientation="h", y=-0.02, itemsizing="constant",
@@ -190,8 +144,8 @@ def _circle_traces(points, labels, per_class, *, band_scale, colors, show_legend
     ring = _ring()
     traces = [go.Scatter(x=ring[:, 0], y=ring[:, 1], mode="lines", showlegend=False,
                          line=dict(color="#888", width=1), hoverinfo="skip")]
-    classes, centres, lengths = class_centres(points, labels)
-    for c, centre, rbar in zip(classes, centres, lengths):
+    classes, centers, lengths = class_centers(points, labels)
+    for c, center, rbar in zip(classes, centers, lengths):
         r = 1 + band_scale * per_class[c]
         outer = ring * r[:, None]
         xs = np.concatenate([outer[:, 0], ring[::-1, 0]])
@@ -202,11 +156,11 @@ def _circle_traces(points, labels, per_class, *, band_scale, colors, show_legend
                                  hoverinfo="skip"))
         peak = 1 + band_scale * per_class[c].max() + 0.12
         traces.append(go.Scatter(
-            x=[0, centre[0]], y=[0, centre[1]], mode="lines+markers", legendgroup=str(c),
+            x=[0, center[0]], y=[0, center[1]], mode="lines+markers", legendgroup=str(c),
             showlegend=False, line=dict(color=colors[c], width=2.5),
             marker=dict(size=[0, 9], symbol="arrow", angleref="previous", color=colors[c]),
             hovertemplate=f"{c}<br>mean resultant length {rbar:.3f}<extra></extra>"))
-        traces.append(go.Scatter(x=[centre[0] * peak], y=[centre[1] * peak], mode="text",
+        traces.append(go.Scatter(x=[center[0] * peak], y=[center[1] * peak], mode="text",
                                  text=[str(c)], legendgroup=str(c), showlegend=False,
                                  textfont=dict(size=12, color=colors[c]), hoverinfo="skip"))
     return traces
@@ -219,19 +173,19 @@ def _circle_axes(fig: go.Figure, reach: float) -> None:
 
 def circle_figure(points2d, labels, *, kappa: float | None = None, title: str = "",
                   band: float = 0.6) -> go.Figure:
-    """The article's circle: 2-D embeddings, an arrow to each class centre, each class's
+    """The article's circle: 2-D embeddings, an arrow to each class center, each class's
     angular density drawn as a band ``r = 1 + c · density(θ)`` whose peak reaches ``1 + band``."""
     return circle_pair_figure(points2d, labels, None, None, kappa=kappa, titles=(title,), band=band)
 
 
 def circle_pair_figure(base_points, base_labels, tcm_points, tcm_labels, *,
-                       kappa: float | None = None, titles: Sequence[str] = ("Baseline", "+ TCM"),
+                       kappa: float | None = None, titles: Sequence[str] = PAIR_TITLES,
                        band: float = 0.6) -> go.Figure:
-    """Baseline and + TCM circles side by side with equal axes, one κ and one band scale
+    """Baseline and +TCM circles side by side with equal axes, one κ and one band scale
     (``tcm_points`` None: the baseline alone)."""
-    runs = [_check(base_points, base_labels, 2)]
+    runs = [check_points(base_points, base_labels, dims=(2,))]
     if tcm_points is not None:
-        runs.append(_check(tcm_points, tcm_labels, 2))
+        runs.append(check_points(tcm_points, tcm_labels, dims=(2,)))
     kappa = default_kappa(*runs[0]) if kappa is None else kappa
     densities = [class_densities(p, y, _ring(), kappa) for p, y in runs]
     peak = max(float(d.max()) for per_class in densities for d in per_class.values())
@@ -270,14 +224,14 @@ def _legend_classes(labels) -> set:
 
 
 def projection_figure(xy, labels, title: str = "") -> go.Figure:
-    """2-D projection ``xy (n, 2)`` coloured by class; the legend names the largest
+    """2-D projection ``xy (n, 2)`` colored by class; the legend names the largest
     ``LEGEND_LIMIT`` classes."""
     return projection_pair_figure(xy, labels, None, None, titles=(title,))
 
 
 def projection_pair_figure(base_xy, base_labels, tcm_xy, tcm_labels, *,
-                           titles: Sequence[str] = ("Baseline", "+ TCM")) -> go.Figure:
-    """Two projections side by side (``tcm_xy`` None: one), class colours shared."""
+                           titles: Sequence[str] = PAIR_TITLES) -> go.Figure:
+    """Two projections side by side (``tcm_xy`` None: one), class colors shared."""
     runs = [_check_xy(base_xy, base_labels)]
     if tcm_xy is not None:
         runs.append(_check_xy(tcm_xy, tcm_labels))
@@ -297,9 +251,8 @@ def projection_pair_figure(base_xy, base_labels, tcm_xy, tcm_labels, *,
 
 
 def _check_xy(xy, labels):
-    xy, labels = np.asarray(xy, dtype=np.float64), np.asarray(labels)
-    if xy.ndim != 2 or xy.shape[1] != 2:
-        raise TCMError(f"a projection must have shape (n, 2); got {xy.shape}")
-    if labels.shape != (len(xy),):
-        raise TCMError(f"labels must have shape ({len(xy)},); got {labels.shape}")
-    return xy, labels
+    xy = as_array(xy, "a projection")
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise TCMError(f"a projection must be a finite (n, 2) array; got shape {xy.shape}")
+    check_labels(labels, len(xy))
+    return xy.astype(np.float64), as_array(labels, "labels")

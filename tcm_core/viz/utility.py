@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from tcm_core.errors import TCMError
 from tcm_core.metrics import UtilityCurves, eps_opis, opis, worst_classes
-from tcm_core.viz._style import (BASELINE_COLOR, MEAN_COLOR, RANGE_FILL, TCM_COLOR, WORST_COLOR,
+from tcm_core.viz._style import (BASELINE_COLOR, MEAN_COLOR, PAIR_TITLES, RANGE_FILL, TCM_COLOR, WORST_COLOR,
                                  rgba)
 
 HOVER_CLASS_LIMIT = 500  # above this many classes the all-classes trace has no hover
@@ -37,7 +37,7 @@ def utility_figure(curves: UtilityCurves, *, eps: float = 0.1, title: str = "",
 
 
 def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: float = 0.1,
-                        titles: Sequence[str] = ("Baseline", "+ TCM"),
+                        titles: Sequence[str] = PAIR_TITLES,
                         colors: Sequence[str] = (BASELINE_COLOR, TCM_COLOR)) -> go.Figure:
     """Baseline and TCM side by side on the same axes (x covers both calibration ranges)."""
     if len(titles) != 2 or len(colors) != 2:
