@@ -21,7 +21,7 @@ from tcm_core.training import TrainConfig, runs
 from tcm_core.training.repeats import find_repeats, load_summary, seed_pairs, summary_changes
 from tcm_core.training.retrain import resolve_paths
 from tcm_core.viz import format_metric
-from tcm_core.viz.format import change_with_interval
+from tcm_core.viz.format import change_with_interval, interval_note
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -208,18 +208,20 @@ def metric_pair(cols, label: str, base: float, new: float, kind: str = "opis", *
     """Two ``st.metric``s, ``label baseline`` and ``label +TCM``, the second with the change as
     its delta: percent for inconsistency scores (lower is better, ``kind="opis"``), points for
     shares (higher is better, ``kind="share"``). With an ``uncertainty.Interval`` of the change,
-    the delta carries it and is colored only when the interval excludes zero ("within noise"
-    otherwise)."""
+    the interval is written right under it and the delta is colored only when the interval
+    excludes zero ("within noise" otherwise)."""
     score = kind == "opis"
     change_kind = "change" if score else "points"
-    change = relative_change(base, new) if score else points_change(base, new)
-    delta, colored = format_metric(change, change_kind), True
-    if interval is not None:
-        delta, colored = change_with_interval(interval, change_kind)
+    value = interval.value if interval is not None else (relative_change(base, new) if score else points_change(base, new))
+    delta = format_metric(value, change_kind)
+    colored = True if interval is None else change_with_interval(interval, change_kind)[1]
     color = ("inverse" if score else "normal") if colored else "off"
     cols[0].metric(f"{label} {names[0]}", format_metric(base, kind))
-    cols[1].metric(f"{label} {names[1]}", format_metric(new, kind), None if delta == "—" else delta,
+    cols[1].metric(f"{label} {names[1]}", format_metric(new, kind),
+                   None if delta == "—" else delta.replace("−", "-"),  # st.metric reads the sign from "-"
                    delta_color=color, help=None if interval is None else f"Interval: {interval.method}.")
+    if interval is not None:
+        cols[1].caption(interval_note(interval, change_kind))
 
 
 def show_error(exc: Exception) -> None:

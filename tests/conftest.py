@@ -47,14 +47,14 @@ def _browser_or_fail():
         pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """A Streamlit server for the browser tests (one per session), on a free localhost port."""
+@contextlib.contextmanager
+def streamlit_server(runs: Path):
+    """A Streamlit server of the app on a free localhost port whose runs folder is ``runs``;
+    yields its URL and stops it afterwards."""
     _browser_or_fail()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    runs = tmp_path_factory.mktemp("runs")
     log = open(runs / "server.log", "wb")
     env = dict(os.environ, TCM_RUNS_DIR=str(runs), TCM_DATA_DIR=str(SHARED / "data"), PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -62,22 +62,30 @@ def server(tmp_path_factory):
                              "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the Streamlit server did not start: " + (runs / "server.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the Streamlit server did not start: " + (runs / "server.log").read_text()[-2000:])
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A Streamlit server for the browser tests (one per session), on a free localhost port."""
+    with streamlit_server(tmp_path_factory.mktemp("runs")) as url:
+        yield url
 
 
 def metric_value(pg, label: str) -> str:

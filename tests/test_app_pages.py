@@ -102,6 +102,11 @@ def _deltas(at):
     return {m.label: m.proto.delta for m in at.metric}
 
 
+def _notes(at):
+    """The interval lines written under the +TCM metrics, in page order."""
+    return [c.value for c in at.caption if "95% CI" in c.value or c.value.startswith("no interval")]
+
+
 def test_identical_runs_read_within_noise(tmp_path, monkeypatch):
     """A pair whose +TCM run is a copy of its baseline: every change is 0 with a degenerate
     interval, written 'within noise' and not colored (the app never paints noise)."""
@@ -117,16 +122,17 @@ def test_identical_runs_read_within_noise(tmp_path, monkeypatch):
     at.switch_page("pages/threshold.py").run()
     assert not at.exception
     deltas = _deltas(at)
-    for label in ("OPIS +TCM", "0.1-OPIS +TCM", "R@1 +TCM"):
-        assert "95% CI" in deltas[label] and deltas[label].endswith("within noise"), deltas[label]
+    assert [deltas[k] for k in ("OPIS +TCM", "0.1-OPIS +TCM", "R@1 +TCM")] == ["+0.0%", "+0.0%", "+0.0 pts"]
+    notes = _notes(at)
+    assert len(notes) == 3 and all(n.endswith("within noise") for n in notes), notes
     assert all(m.proto.color == 2 for m in at.metric if m.label.endswith("+TCM"))  # GRAY: not colored
     assert any("paired bootstrap over" in c.value for c in at.caption)
 
 
 def test_repeats_show_intervals_across_seeds():
     """The shipped MNIST example holds 3 seeds: the threshold page's changes are the mean over
-    seeds with a t interval, 'within noise' exactly when that interval (recomputed here from the
-    per-seed metrics) contains zero."""
+    seeds with a t interval, 'within noise' (and gray) exactly when that interval, recomputed
+    here from the per-seed metrics, contains zero, green or red by the sign otherwise."""
     from scipy import stats
 
     from tcm_core.training.repeats import load_summary
@@ -138,11 +144,14 @@ def test_repeats_show_intervals_across_seeds():
     assert [s for s in at.sidebar.selectbox if s.label.startswith("Seed")][0].options == ["0", "1", "2"]
     at.switch_page("pages/threshold.py").run()
     assert not at.exception
-    deltas = _deltas(at)
     recall = [100 * (r["tcm"]["recall_at_1"] - r["baseline"]["recall_at_1"]) for r in summary["per_seed"]]
     low, high = stats.t.interval(0.95, df=len(recall) - 1, loc=sum(recall) / len(recall), scale=stats.sem(recall))
-    assert ("within noise" in deltas["R@1 +TCM"]) == (low <= 0 <= high)
-    assert "95% CI" in deltas["OPIS +TCM"] and any("t over 3 seeds" in c.value for c in at.caption)
+    notes = _notes(at)
+    assert len(notes) == 3 and notes[2].endswith("within noise") == (low <= 0 <= high)
+    r1 = next(m for m in at.metric if m.label == "R@1 +TCM")
+    assert r1.proto.color == (2 if low <= 0 <= high else 1 if low > 0 else 0)  # GRAY / GREEN / RED
+    assert r1.proto.delta.startswith("-") == (sum(recall) < 0)  # an ASCII sign: st.metric reads it
+    assert any("t over 3 seeds" in c.value for c in at.caption)
 
 
 def test_run_folders_written_before_validation_still_load(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 see the sliders and the histogram, retrain with other margins, see the new OPIS and R@1.
 Screenshot: tests/_artifacts/margins.png. In CI a missing browser fails, else it skips."""
 
+import re
 
 
 from conftest import SHOTS, browser_page, metric_value, wait_metric_change
@@ -30,11 +31,13 @@ def test_margins_page_retrain(server):
             thumb.press("ArrowLeft")
         wait_metric_change(pg, "Positives penalized (s ≤ m⁺)", before)
         pg.get_by_role("button", name="Retrain with these margins").click()
-        pg.get_by_text("OPIS retrained").wait_for(timeout=240_000)
+        pg.get_by_text("OPIS retrained", exact=True).wait_for(timeout=240_000)
         pg.wait_for_timeout(1500)
         opis, r1 = metric_value(pg, "OPIS retrained"), metric_value(pg, "R@1 retrained")
         assert 0 < float(opis) < 1 and 0 < float(r1) <= 1
         assert float(metric_value(pg, "OPIS baseline")) > 0
+        # chosen on validation, reported on test, each change with its interval
+        assert pg.get_by_text(re.compile(r"^95% CI .*: (within|beyond) noise$")).count() == 4
         assert pg.locator('[data-testid="stException"]').count() == 0
         pg.set_viewport_size({"width": 1500, "height": 1750})  # the page scrolls inside Streamlit
         pg.wait_for_timeout(1000)

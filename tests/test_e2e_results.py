@@ -3,51 +3,20 @@ a small study, a click on a point loading its cell into the run picker; screensh
 tests/_artifacts/results.png and accuracy.png. A server of its own, whose runs folder holds the
 study (the shared one's runs folder stays as the other browser tests expect it)."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 
-from conftest import ROOT, SHARED, SHOTS, _browser_or_fail, browser_page
+from conftest import ROOT, SHOTS, browser_page, streamlit_server
+from tcm_core.experiments.results import results_table
 from test_results import make_pair, make_study
 
 
 @pytest.fixture(scope="module")
 def study_server(tmp_path_factory):
-    _browser_or_fail()
     runs = tmp_path_factory.mktemp("study-runs")
     make_pair(runs / "plain", loss="arcface", batch=32)
     make_study(runs, name="loss-batch", losses=("multi_similarity", "arcface"), batches=(16, 32, 64), seeds=(0, 1))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(runs / "server.log", "wb")
-    env = dict(os.environ, TCM_RUNS_DIR=str(runs), TCM_DATA_DIR=str(SHARED / "data"), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                             "--server.headless", "true", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the Streamlit server did not start: " + (runs / "server.log").read_text()[-2000:])
+    with streamlit_server(runs) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def no_exception(pg):
@@ -60,7 +29,8 @@ def test_results_and_accuracy_pages(study_server):
         pg.get_by_role("link", name="Results").first.click()
         pg.get_by_text("One row per comparison").wait_for()
         pg.locator('[data-testid="stDataFrame"]').wait_for()
-        pg.get_by_text("9 of 9 comparisons").wait_for()  # 6 study cells, 1 pair, 2 examples
+        rows = 6 + 1 + len(results_table(ROOT / "assets" / "examples", prefix="example: "))  # + the examples
+        pg.get_by_text(f"{rows} of {rows} comparisons").wait_for()
         for name in ("Download CSV", "Download Markdown", "Download LaTeX"):
             pg.get_by_role("button", name=name).wait_for()
         pg.wait_for_timeout(1500)  # the data grid paints its canvas

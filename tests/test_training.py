@@ -21,8 +21,13 @@ FAST = dict(dataset="digits", epochs=2, batch_size=32, samples_per_class=4, embe
 def test_run_folder_contents(tmp_path):
     metrics = train(TrainConfig(**FAST), tmp_path / "run")["baseline"]
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} == {runs.CONFIG, runs.METRICS, runs.EMBEDDINGS, runs.CHECKPOINT}
+    assert {p.name for p in run.iterdir()} == {runs.CONFIG, runs.METRICS, runs.EMBEDDINGS, runs.VAL_EMBEDDINGS,
+                                               runs.CHECKPOINT}
     saved = json.loads((run / runs.METRICS).read_text())
+    # the validation split's metrics sit beside the test ones, in the file and in every epoch
+    val_x, val_y = runs.load_run_embeddings(run, "val")
+    assert saved["validation"]["n"] == len(val_x) == len(val_y) and saved["validation"]["opis"] > 0
+    assert saved["history"][-1]["val_opis"] == saved["validation"]["opis"]
     assert [h["epoch"] for h in saved["history"]] == [1, 2]
     for key in ("recall_at_1", "opis", "eps_opis", "map_at_r", "t_min", "t_max"):
         assert saved[key] == saved["history"][-1][key] == metrics[key]

@@ -51,3 +51,13 @@ def change_with_interval(interval, kind: str = "change") -> tuple[str, bool]:
     text += (f" ({100 * interval.level:.0f}% CI {format_metric(interval.low, kind)} … "
              f"{format_metric(interval.high, kind)})")
     return (text, True) if interval.excludes_zero else (f"{text}, within noise", False)
+
+
+def interval_note(interval, kind: str = "change") -> str:
+    """The line under a change: ``"95% CI −30.1% … +5.2%: within noise"`` (or ``"...: beyond
+    noise"`` when the interval excludes zero; ``"no interval: ..."`` when there is none)."""
+    if math.isnan(interval.low) or math.isnan(interval.high):
+        return f"no interval: {interval.method}"
+    verdict = "beyond noise" if interval.excludes_zero else "within noise"
+    return (f"{100 * interval.level:.0f}% CI {format_metric(interval.low, kind)} … "
+            f"{format_metric(interval.high, kind)}: {verdict}")
