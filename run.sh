@@ -5,10 +5,6 @@
 #   bash run.sh test [pytest options]      run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
-# OpenMP workers (torch's and numba's) busy-wait between parallel regions by default: with two
-# processes training on a 2-core machine, each one's spinning workers starve the other (measured:
-# a second training ran 25x slower). Passive waiting costs a single process almost nothing.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 setup() {
   local py="${PYTHON:-python3}"

@@ -30,7 +30,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--margins", type=float, nargs=2, default=(0.8, 0.4))
     args = p.parse_args()
-    pair = runs.RunPair(ROOT / "assets" / "examples" / args.example)
+    folder = ROOT / "assets" / "examples" / args.example
+    pair = runs.RunPair(folder / "seed-0" if (folder / "seed-0").is_dir() else folder)  # repeats: seed 0
     config = resolve_paths(runs.load_config(pair.tcm), ROOT).replace(device="cpu")
     t0 = time.perf_counter()
     prepare(quick_config(config, *args.margins)[0], torch.device("cpu"), Callback())  # caches the features

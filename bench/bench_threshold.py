@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tcm_core.metrics import EvalSettings, pair_scores  # noqa: E402
 from tcm_core.metrics import distance_histograms  # noqa: E402
+from tcm_core.metrics.retrieval import class_hits  # noqa: E402
+from tcm_core.metrics.scores import bootstrap_pair_changes  # noqa: E402
 from tcm_core.viz import class_table, utility_pair_figure  # noqa: E402
 
 
@@ -28,8 +30,10 @@ def embeddings(n, classes, dim, seed):
     return rng.normal(size=(classes, dim))[y] + spread[y, None] * rng.normal(size=(n, dim)), y
 
 
-def slider_move(hb, ht, settings):
+def slider_move(hb, ht, settings, hits=None):
     base, tcm = pair_scores(hb, ht, settings)
+    if hits is not None:  # the changes' paired-bootstrap intervals, as the page shows them
+        bootstrap_pair_changes(base, tcm, settings.eps, *hits)
     fig = utility_pair_figure(base.curves, tcm.curves, eps=settings.eps)
     fig.to_json()  # what st.plotly_chart sends
     class_table(base.curves, tcm.curves, hb, ht, (base.curves.t_min + base.curves.t_max) / 2)
@@ -41,19 +45,21 @@ def main():
               EvalSettings(distance_range=(0.8, 1.3))]
     print("n=10,000 test embeddings, d=128; per slider move (median of the moves listed in the source)")
     for classes in (100, 1000):
-        x, y = embeddings(10_000, classes, 128, 0)
+        (x, y), (x2, y2) = embeddings(10_000, classes, 128, 0), embeddings(10_000, classes, 128, 1)
         t = time.perf_counter()
-        hb = distance_histograms(x, y)
-        ht = distance_histograms(*embeddings(10_000, classes, 128, 1))
+        hb, ht = distance_histograms(x, y), distance_histograms(x2, y2)
         once = (time.perf_counter() - t) / 2
-        slider_move(hb, ht, moves[0])  # warm-up
-        times = []
-        for s in moves * 3:
-            t = time.perf_counter()
-            slider_move(hb, ht, s)
-            times.append(time.perf_counter() - t)
-        print(f"  {classes:5d} classes: slider move {1000 * np.median(times):6.1f} ms median, "
-              f"{1000 * max(times):6.1f} ms max; histogram pass on page load {once:.2f} s per run")
+        hits = (class_hits(x, y), class_hits(x2, y2))  # once per run, cached by the page
+        for label, extra in (("without intervals", None), ("with bootstrap intervals", hits)):
+            slider_move(hb, ht, moves[0], extra)  # warm-up
+            times = []
+            for s in moves * 3:
+                t = time.perf_counter()
+                slider_move(hb, ht, s, extra)
+                times.append(time.perf_counter() - t)
+            print(f"  {classes:5d} classes, {label}: slider move {1000 * np.median(times):6.1f} ms median, "
+                  f"{1000 * max(times):6.1f} ms max")
+        print(f"  {classes:5d} classes: histogram pass on page load {once:.2f} s per run")
 
 
 if __name__ == "__main__":

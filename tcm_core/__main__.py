@@ -1,5 +1,9 @@
+"""``python -m tcm_core``: the command line (``tcm_core.cli``); the ``tcm`` console script
+runs the same ``main``."""
+
 import sys
 
 from tcm_core.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_options(ev)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_evaluate)
+    from tcm_core.tools import add_tool_parsers
+
+    add_tool_parsers(sub)  # threshold, compare, suggest-margins
     try:
         from tcm_core.experiments.study_cli import add_study_parser
         from tcm_core.experiments.tune_cli import add_tune_parser

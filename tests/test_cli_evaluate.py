@@ -102,3 +102,17 @@ def test_bad_options_one_line_exit_2(tmp_path, args, needle):
     out = cli("evaluate", tmp_path / "ok.npz", *args)
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and needle in out.stderr, out.stderr
+
+
+def test_help_lists_every_subcommand():
+    """`python -m tcm_core --help` (and each subcommand's) prints, exit 0: no help text may trip
+    argparse's %-formatting."""
+    out = cli("--help")
+    assert out.returncode == 0, out.stderr
+    for name in ("evaluate", "threshold", "compare", "suggest-margins", "train", "study", "tune"):
+        assert name in out.stdout
+    from tcm_core.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert parser.format_help(), name
