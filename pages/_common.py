@@ -135,8 +135,8 @@ _DERIVED = {"distances": distance_histograms, "similarities": pair_similarities,
 
 
 @st.cache_resource(show_spinner="Counting pair distances once for this run ...", max_entries=24)
-def _derived(kind: str, path: str, mtime: float):
-    _, _, embeddings, labels = _run(path, mtime)
+def _derived(kind: str, path: str, mtime: float, split: str = "test"):
+    embeddings, labels = _run(path, mtime)[2:] if split == "test" else runs.load_run_embeddings(path, split)
     return _DERIVED[kind](embeddings, labels)
 
 
@@ -178,8 +178,11 @@ def finished_changes(folder: Path) -> tuple[dict, dict, PairChanges]:
 
 
 def similarities(path: Path):
-    """The run's positive / negative pair cosine-similarity histograms (the margins sliders)."""
-    return _derived("similarities", str(path), _mtime(path))
+    """``(histograms, split)``: the run's positive / negative pair cosine similarities for the
+    margins sliders, on its validation split (where margins are chosen) when it has one, else
+    on test (runs written before validation existed)."""
+    split = "val" if (Path(path) / runs.VAL_EMBEDDINGS).is_file() else "test"
+    return _derived("similarities", str(path), _mtime(path), split), "validation" if split == "val" else "test"
 
 
 @st.cache_resource

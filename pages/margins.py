@@ -1,4 +1,4 @@
-"""Tune TCM margins: what m+ / m- penalize on the test pairs, a quick retrain, a margin search."""
+"""Tune TCM margins: what m+ / m- penalize on the validation pairs, a quick retrain, a margin search."""
 
 import streamlit as st
 
@@ -20,21 +20,22 @@ def margins_ui(cfg: dict) -> tuple[float, float, float, float]:  # (m+, m-, λ+,
 
 st.title("Tune TCM margins")
 st.markdown("TCM penalizes **hard pairs** only: same-class pairs less similar than **m⁺** and different-class pairs "
-            "more similar than **m⁻**. The histograms are the cosine similarities of all test pairs of the **baseline** "
-            "run (what TCM would start from): the shaded bands are what your margins would act on.")
+            "more similar than **m⁻**. The histograms are the cosine similarities of all **validation** pairs of the "
+            "**baseline** run (what TCM would start from; margins are chosen on validation classes, never on test): "
+            "the shaded bands are what your margins would act on.")
 pair = require_pair()
 if not load_run(pair.baseline)[1].get("validation"):
     st.info("This pair was trained before validation splits existed, so it has no validation metrics: a retrain "
             "or search from it trains new runs that do, but a frozen-backbone search reuses this baseline and "
             "then chooses on test classes (the search's caption says which).")
-h = similarities(pair.baseline)
+h, split = similarities(pair.baseline)
 m_pos, m_neg, l_pos, l_neg = margins_ui(load_run(pair.tcm)[0])
 (share_pos, share_neg), (term_pos, term_neg) = penalized_shares(h, m_pos, m_neg), tcm_terms(h, m_pos, m_neg, l_pos, l_neg)
 c = st.columns(3)
-c[0].metric("Positives penalized (s ≤ m⁺)", format_metric(share_pos, "recall"), help=f"of {h.positive_pairs:,} same-class test pairs")
-c[1].metric("Negatives penalized (s ≥ m⁻)", format_metric(share_neg, "rate"), help=f"of {h.negative_pairs:,} different-class test pairs")
-c[2].metric("L_TCM on all test pairs", format_metric(term_pos + term_neg, "loss"), help=f"positive term {term_pos:.4f} + negative term {term_neg:.4f}")
-st.plotly_chart(similarity_histogram_figure(h, m_pos, m_neg), width="stretch")
+c[0].metric("Positives penalized (s ≤ m⁺)", format_metric(share_pos, "recall"), help=f"of {h.positive_pairs:,} same-class {split} pairs")
+c[1].metric("Negatives penalized (s ≥ m⁻)", format_metric(share_neg, "rate"), help=f"of {h.negative_pairs:,} different-class {split} pairs")
+c[2].metric("L_TCM on all pairs", format_metric(term_pos + term_neg, "loss"), help=f"positive term {term_pos:.4f} + negative term {term_neg:.4f}")
+st.plotly_chart(similarity_histogram_figure(h, m_pos, m_neg, split=split), width="stretch")
 
 st.subheader("Retrain with these margins")
 st.caption(retrain_note(RetrainBudget()))

@@ -25,6 +25,7 @@ def test_sliders_move_the_histogram_and_shares():
     at.switch_page("pages/margins.py").run()
     assert not at.exception and at.title[0].value == "Tune TCM margins"
     before, fig = shares(at), spec(at)
+    assert "validation pairs" in fig["layout"]["title"]["text"]  # margins are chosen on validation, not test
     assert "Positives penalized (s ≤ m⁺)" in before
     at.slider(key="mg_pos").set_value(0.6).run()
     at.slider(key="mg_neg").set_value(0.2).run()
@@ -32,7 +33,7 @@ def test_sliders_move_the_histogram_and_shares():
     assert not at.exception
     assert float(after["Positives penalized (s ≤ m⁺)"].rstrip("%")) < float(before["Positives penalized (s ≤ m⁺)"].rstrip("%"))
     assert float(after["Negatives penalized (s ≥ m⁻)"].rstrip("%")) > float(before["Negatives penalized (s ≥ m⁻)"].rstrip("%"))
-    assert after["L_TCM on all test pairs"] != before["L_TCM on all test pairs"]
+    assert after["L_TCM on all pairs"] != before["L_TCM on all pairs"]
     xs = lambda f: sorted(round(s["x0"], 2) for s in f["layout"]["shapes"] if s["type"] == "line")  # noqa: E731
     assert xs(fig) == [0.5, 0.9] and xs(fig2) == [0.2, 0.6]
     at.radio(key="tn_sampler").set_value("tpe").run()  # TPE: ranges and a trial count instead of a grid

@@ -5,7 +5,7 @@ the share of pairs m+ and m- penalize, and the TCM loss they give (METHOD.md, "T
 into fine histograms (positives and negatives apart) with per-bin sums of ``s``, in row blocks
 (never the full ``n x n``). Every slider move is then answered from the histograms alone:
 ``penalized_shares`` (share of hard positives ``s <= m+`` and hard negatives ``s >= m-``) and
-``tcm_value`` (the TCM loss over all test pairs), exact up to linear interpolation inside one bin.
+``tcm_value`` (the TCM loss over all those pairs), exact up to linear interpolation inside one bin.
 """
 
 from __future__ import annotations
@@ -113,5 +113,5 @@ def tcm_terms(h: SimilarityHistograms, margin_pos: float = MARGIN_POS, margin_ne
 
 def tcm_value(h: SimilarityHistograms, margin_pos: float = MARGIN_POS, margin_neg: float = MARGIN_NEG,
               lambda_pos: float = LAMBDA_POS, lambda_neg: float = LAMBDA_NEG) -> float:
-    """L_TCM that these margins give over all test pairs (a term with no hard pair is 0)."""
+    """L_TCM that these margins give over all the pairs (a term with no hard pair is 0)."""
     return float(sum(tcm_terms(h, margin_pos, margin_neg, lambda_pos, lambda_neg)))

@@ -38,7 +38,7 @@ def _coarse(h: SimilarityHistograms, bins: int):
 
 
 def similarity_histogram_figure(h: SimilarityHistograms, margin_pos: float, margin_neg: float,
-                                bins: int = DISPLAY_BINS) -> go.Figure:
+                                bins: int = DISPLAY_BINS, split: str = "test") -> go.Figure:
     """Positive / negative cosine-similarity histograms; shaded: what TCM penalizes
     (positives with s <= m+, negatives with s >= m-); margins as vertical lines."""
     x, pos, neg = _coarse(h, bins)
@@ -61,7 +61,7 @@ def similarity_histogram_figure(h: SimilarityHistograms, margin_pos: float, marg
                            showarrow=False, font=dict(color=color, size=12),
                            bgcolor="rgba(255,255,255,0.8)")
     fig.update_layout(barmode="overlay", bargap=0, height=420, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text="Cosine similarity of all test pairs; shaded: what TCM penalizes", x=0),
+                      title=dict(text=f"Cosine similarity of all {split} pairs; shaded: what TCM penalizes", x=0),
                       xaxis=dict(title="cosine similarity s", range=[-1, 1]),
                       yaxis=dict(title="share of pairs per bin (log)", type="log",
                                  range=[np.log10(floor), np.log10(top * 1.5)]),
