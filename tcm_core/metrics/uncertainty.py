@@ -268,25 +268,29 @@ def _json_float(x) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def summarize_changes(per_seed: Sequence[Mapping], level: float = DEFAULT_LEVEL) -> dict:
-    """Per-seed changes from baseline to +TCM, summarized across seeds with ``seed_interval``.
+SEED_CHANGES = {"opis_change_pct": ("opis", relative_change),
+                "eps_opis_change_pct": ("eps_opis", relative_change),
+                "recall_at_1_change_pts": ("recall_at_1", points_change)}
+
+
+def seed_change_intervals(per_seed: Sequence[Mapping], level: float = DEFAULT_LEVEL) -> dict[str, Interval]:
+    """Per-seed changes from baseline to +TCM as ``seed_interval``s, keyed as ``SEED_CHANGES``:
+    relative change in % for the inconsistency scores, points (``100 * (tcm - base)``) for R@1.
 
     ``per_seed``: one dict per seed, ``{"baseline": {"opis", "eps_opis", "recall_at_1"},
-    "tcm": {...}}``. Returns ``{"opis_change_pct", "eps_opis_change_pct",
-    "recall_at_1_change_pts"}``, each ``{"mean", "ci_low", "ci_high", "n"}`` of plain floats
-    (None for NaN) and an int: relative change in % for the inconsistency scores, points
-    (``100 * (tcm - base)``) for R@1.
+    "tcm": {...}}`` (``summary.json``'s ``per_seed`` rows).
     """
-    changes = {"opis_change_pct": ("opis", relative_change),
-               "eps_opis_change_pct": ("eps_opis", relative_change),
-               "recall_at_1_change_pts": ("recall_at_1", points_change)}
-    out = {}
-    for key, (metric, change) in changes.items():
-        values = [change(_metric(s, "baseline", metric), _metric(s, "tcm", metric)) for s in per_seed]
-        iv = seed_interval(values, level)
-        out[key] = {"mean": _json_float(iv.value), "ci_low": _json_float(iv.low),
-                    "ci_high": _json_float(iv.high), "n": int(iv.n)}
-    return out
+    return {key: seed_interval([change(_metric(s, "baseline", metric), _metric(s, "tcm", metric))
+                                for s in per_seed], level)
+            for key, (metric, change) in SEED_CHANGES.items()}
+
+
+def summarize_changes(per_seed: Sequence[Mapping], level: float = DEFAULT_LEVEL) -> dict:
+    """``seed_change_intervals`` as plain JSON: each ``{"mean", "ci_low", "ci_high", "n"}``
+    (None for NaN), what ``summary.json`` stores."""
+    return {key: {"mean": _json_float(iv.value), "ci_low": _json_float(iv.low),
+                  "ci_high": _json_float(iv.high), "n": int(iv.n)}
+            for key, iv in seed_change_intervals(per_seed, level).items()}
 
 
 def _metric(seed_result: Mapping, run: str, metric: str) -> float | None:

@@ -135,15 +135,9 @@ def write_summary(out) -> dict:
 
 def summary_changes(summary: dict) -> dict:
     """``summary.json``'s changes as ``uncertainty.Interval``s (keys of ``summarize_changes``)."""
-    from tcm_core.metrics.change import points_change, relative_change
-    from tcm_core.metrics.uncertainty import seed_interval
+    from tcm_core.metrics.uncertainty import seed_change_intervals
 
-    rows = summary["per_seed"]
-    return {"opis_change_pct": seed_interval([relative_change(r["baseline"]["opis"], r["tcm"]["opis"]) for r in rows]),
-            "eps_opis_change_pct": seed_interval([relative_change(r["baseline"]["eps_opis"], r["tcm"]["eps_opis"])
-                                                  for r in rows]),
-            "recall_at_1_change_pts": seed_interval([points_change(r["baseline"]["recall_at_1"],
-                                                                   r["tcm"]["recall_at_1"]) for r in rows])}
+    return seed_change_intervals(summary["per_seed"])
 
 
 def load_summary(out) -> dict:
