@@ -13,6 +13,7 @@ import streamlit as st
 from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
+from tcm_core.experiments.results import studies
 from tcm_core.metrics import DEFAULT_EPS, distance_histograms, pair_scores, points_change, relative_change
 from tcm_core.metrics.retrieval import class_hits
 from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, seed_pair_changes
@@ -35,7 +36,6 @@ RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain
 TUNE = "tune_task"  # the margins page's Optuna margin search (tcm_core.tasks.tune.TuneTask)
 RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (RecheckTask)
 SEED = "seed"  # the seed picked inside a repeats entry
-STUDY_MARK = "study.json"  # a folder holding this file is a study (tcm_core.experiments)
 PICKED_POINT = "picked_point"  # the accuracy page's last clicked point (study, split, cell, side)
 
 
@@ -54,7 +54,7 @@ def entries() -> dict[str, Path]:
         for folder in sorted([p.root for p in runs.find_pairs(root)] + find_repeats(root),
                              key=lambda p: p.stat().st_mtime, reverse=True):
             found[prefix + folder.name] = folder
-        for study in sorted(p for p in root.iterdir() if p.is_dir() and (p / STUDY_MARK).exists()) if root.is_dir() else ():
+        for study in studies(root):
             found.update({f"{prefix}{study.name}/{cell.name}": cell for cell in find_repeats(study)
                           if (_pair_of(cell).tcm / runs.EMBEDDINGS).is_file()})  # viewable cells only
     return found
