@@ -8,6 +8,7 @@ st.set_page_config(page_title="TCM Explorer", page_icon=":material/tune:", layou
 navigation = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/upload.py", title="Your embeddings", icon=":material/upload_file:"),
     st.Page("pages/threshold.py", title="Threshold consistency", icon=":material/ssid_chart:"),
     st.Page("pages/margins.py", title="Tune TCM margins", icon=":material/tune:"),
     st.Page("pages/sphere.py", title="Embeddings on the sphere", icon=":material/public:"),

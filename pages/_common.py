@@ -5,6 +5,8 @@ scripts over ``tcm_core``."""
 from __future__ import annotations
 
 import os
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +16,12 @@ from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import studies
-from tcm_core.metrics import DEFAULT_EPS, distance_histograms, pair_scores, points_change, relative_change
+from tcm_core.metrics import (DEFAULT_EPS, EvalSettings, RunScores, distance_histograms, pair_scores, points_change,
+                              relative_change)
 from tcm_core.metrics.retrieval import class_hits
 from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, seed_pair_changes
 from tcm_core.metrics.similarities import pair_similarities
-from tcm_core.training import TrainConfig, runs
+from tcm_core.training import TrainConfig, runs, uploads
 from tcm_core.training.repeats import find_repeats, load_summary, seed_pairs, summary_changes
 from tcm_core.training.retrain import resolve_paths
 from tcm_core.viz import format_metric
@@ -39,16 +42,32 @@ SEED = "seed"  # the seed picked inside a repeats entry
 PICKED_POINT = "picked_point"  # the accuracy page's last clicked point (study, split, cell, side)
 
 
+def _leave_pages_folder_mode() -> None:
+    """A page's URL opened as a fresh server's first request (a bookmark, a link sent to a class)
+    runs before ``st.navigation`` ever has, and Streamlit then treats ``pages/`` as its older
+    multipage folder (raw file names in the sidebar, no frame). Leave that mode for good and run
+    the request again through ``app.py``: the page keeps its URL (page ids are URL names)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()  # once per server process: this module is imported by the first run
+
+
 def runs_root() -> Path:
     """Where the app saves trained pairs: ``$TCM_RUNS_DIR``, else ``runs/`` in the project."""
     return Path(os.environ.get("TCM_RUNS_DIR", ROOT / "runs"))
 
 
 def entries() -> dict[str, Path]:
-    """Label -> folder: trained pairs and repeats (newest first), then the ready examples. A
-    repeats folder (``seed-<n>/`` pairs and ``summary.json``) is one entry with its seeds inside;
-    a study's cells (repeats folders one level down, e.g. ``my-study/multi_similarity-bs32``)
-    are entries labelled ``<study>/<cell>``."""
+    """Label -> folder: trained pairs and repeats (newest first), then uploads (pairs, then
+    single runs), then the ready examples. A repeats folder (``seed-<n>/`` pairs and
+    ``summary.json``) is one entry with its seeds inside; a study's cells (repeats folders one
+    level down, e.g. ``my-study/multi_similarity-bs32``) are entries labelled ``<study>/<cell>``."""
     found = {}
     for prefix, root in (("", runs_root()), ("example: ", EXAMPLES)):
         for folder in sorted([p.root for p in runs.find_pairs(root)] + find_repeats(root),
@@ -57,18 +76,58 @@ def entries() -> dict[str, Path]:
         for study in studies(root):
             found.update({f"{prefix}{study.name}/{cell.name}": cell for cell in find_repeats(study)
                           if (_pair_of(cell).tcm / runs.EMBEDDINGS).is_file()})  # viewable cells only
+        if prefix == "":
+            found.update(_uploaded(root))
     return found
 
 
-def _pair_of(folder: Path, seed: int | None = None) -> runs.RunPair:
-    """The pair in ``folder``; for repeats, seed ``seed``'s (default: the first seed's)."""
+def _uploaded(root: Path) -> dict[str, Path]:
+    """Label -> folder of the uploads: ``upload pair: <name>`` and ``upload: <name>`` (a short
+    hash is added when two share a name)."""
+    found = {}
+    for prefix, items in (("upload pair: ", uploads.find_upload_pairs(root)), ("upload: ", uploads.find_uploads(root))):
+        for item in items:
+            folder = getattr(item, "folder", None) or item.root
+            label = prefix + item.name
+            found[label if label not in found else f"{label} ({folder.name[:8]})"] = folder
+    return found
+
+
+def upload_label(item) -> str | None:
+    """The run picker's label of a stored ``uploads.Upload`` or ``UploadPair``."""
+    folder = getattr(item, "folder", None) or item.root
+    return next((label for label, f in entries().items() if f == folder), None)
+
+
+@dataclass(frozen=True)
+class SingleRun:
+    """One uploaded run where a page expects a pair: ``baseline`` is the run, ``tcm`` None."""
+
+    root: Path
+    name: str
+
+    @property
+    def baseline(self) -> Path:
+        return self.root
+
+    tcm = None
+
+
+def _pair_of(folder: Path, seed: int | None = None):
+    """The pair in ``folder``; for repeats, seed ``seed``'s (default: the first seed's); for an
+    uploaded pair its two uploads; for a single upload a ``SingleRun``."""
+    if uploads.is_upload_pair(folder):
+        return uploads.load_upload_pair(folder)
+    if uploads.is_upload(folder):
+        return SingleRun(folder, uploads.load_upload(folder).name)
     seeds = seed_pairs(folder)
     return seeds.get(seed, next(iter(seeds.values()))) if seeds else runs.RunPair(folder)
 
 
 def pairs() -> dict[str, runs.RunPair]:
-    """Label -> a pair (for repeats, the first seed's)."""
-    return {label: _pair_of(folder) for label, folder in entries().items()}
+    """Label -> a pair (for repeats, the first seed's; single uploads left out)."""
+    found = {label: _pair_of(folder) for label, folder in entries().items()}
+    return {label: p for label, p in found.items() if p.tcm is not None}
 
 
 def _pick_pair() -> None:
@@ -76,11 +135,12 @@ def _pick_pair() -> None:
     choice lives in session state."""
     options = entries()
     if not options:
-        st.sidebar.info("No runs yet: train a pair on the Train page.")
+        st.sidebar.info("No runs yet: train a pair on the Train page or upload embeddings.")
         return
     labels = list(options)
     wanted = st.session_state.get(PAIR)
-    label = st.sidebar.selectbox("Run pair (baseline vs +TCM)", labels, index=labels.index(wanted) if wanted in labels else 0)
+    label = st.sidebar.selectbox("Run (baseline vs +TCM, or an upload)", labels,
+                                 index=labels.index(wanted) if wanted in labels else 0)
     st.session_state[PAIR] = label
     seeds = list(seed_pairs(options[label]))
     if seeds:
@@ -95,27 +155,46 @@ def pick_repeats() -> dict[int, runs.RunPair]:
     return seed_pairs(folder) if folder is not None else {}
 
 
-def pick_pair() -> runs.RunPair | None:
-    """The pair chosen in the sidebar (for repeats, the chosen seed's), or None."""
+def pick_pair():
+    """The pair chosen in the sidebar (for repeats, the chosen seed's; a ``SingleRun`` for a
+    single upload), or None."""
     folder = entries().get(st.session_state.get(PAIR))
     return None if folder is None else _pair_of(folder, st.session_state.get(SEED))
 
 
-def require_pair() -> runs.RunPair:
-    """The pair chosen in the sidebar; the page stops here (after its introduction) without one."""
+def require_pair(*, single: bool = False):
+    """The pair chosen in the sidebar, its runs loadable; the page stops here (after its
+    introduction) without one, with one clear message for a damaged run folder, and for a
+    single upload unless the page can show one run (``single=True``: a ``SingleRun`` comes back)."""
     pair = pick_pair()
     if pair is None:
+        st.stop()
+    if pair.tcm is None and not single:
+        st.info(f"**{pair.name}** is a single run, and this view compares a baseline with its +TCM twin. "
+                "Pick a pair in the sidebar, or upload two files as a pair on the *Your embeddings* page.")
+        st.stop()
+    try:
+        for path in (pair.baseline, pair.tcm):
+            if path is not None:
+                load_run(path)
+    except TCMError as exc:
+        st.error(f"{exc}. Pick another run in the sidebar.")
         st.stop()
     return pair
 
 
-def _mtime(path: Path) -> float:
-    return (Path(path) / runs.EMBEDDINGS).stat().st_mtime
+def run_mtime(path: Path) -> float:
+    """When a run's test embeddings last changed (the cache key of what is derived from them)."""
+    try:
+        return (Path(path) / runs.EMBEDDINGS).stat().st_mtime
+    except OSError:
+        raise TCMError(f"run folder {Path(path).name!r} has no {runs.EMBEDDINGS} (an interrupted copy or a "
+                       "run that never finished); retrain or delete the folder") from None
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _run(path: str, mtime: float):
-    config = runs.load_config(path).to_dict()
+    config = uploads.upload_config(path) if uploads.is_upload(path) else runs.load_config(path).to_dict()
     metrics = runs.load_metrics(path)
     embeddings, labels = runs.load_run_embeddings(path)
     return config, metrics, embeddings, labels
@@ -123,7 +202,7 @@ def _run(path: str, mtime: float):
 
 def load_run(path: Path):
     """(config dict, metrics dict, embeddings, labels) of a run, cached until it changes."""
-    return _run(str(path), _mtime(path))
+    return _run(str(path), run_mtime(path))
 
 
 def run_config(path: Path) -> TrainConfig:
@@ -142,12 +221,25 @@ def _derived(kind: str, path: str, mtime: float, split: str = "test"):
 
 def histograms(path: Path):
     """The run's fine per-class distance histograms (what every slider move reuses)."""
-    return _derived("distances", str(path), _mtime(path))
+    return _derived("distances", str(path), run_mtime(path))
 
 
 def hits(path: Path):
     """The run's R@1 hits per test class (for the R@1 change's bootstrap)."""
-    return _derived("hits", str(path), _mtime(path))
+    return _derived("hits", str(path), run_mtime(path))
+
+
+def exact_scores(scores: RunScores, metrics: dict, settings: EvalSettings) -> RunScores:
+    """``scores`` (from the histograms, within 0.1% of exact) with OPIS and ε-OPIS replaced by the
+    run's exact values from ``metrics.json`` (computed from the pairs, as ``evaluate`` does) when
+    the page's settings are the ones those were computed with."""
+    try:
+        recorded = EvalSettings.from_dict({f.name: metrics[f.name] for f in dataclasses.fields(EvalSettings)})
+    except (KeyError, TypeError, TCMError):
+        return scores
+    if recorded != settings:
+        return scores
+    return dataclasses.replace(scores, opis=float(metrics["opis"]), eps_opis=float(metrics["eps_opis"]))
 
 
 def pair_changes(pair: runs.RunPair, base, tcm, settings) -> PairChanges:
@@ -182,7 +274,7 @@ def similarities(path: Path):
     margins sliders, on its validation split (where margins are chosen) when it has one, else
     on test (runs written before validation existed)."""
     split = "val" if (Path(path) / runs.VAL_EMBEDDINGS).is_file() else "test"
-    return _derived("similarities", str(path), _mtime(path), split), "validation" if split == "val" else "test"
+    return _derived("similarities", str(path), run_mtime(path), split), "validation" if split == "val" else "test"
 
 
 @st.cache_resource

@@ -12,7 +12,8 @@ from tcm_core.geometry.density import default_kappa
 from tcm_core.geometry.projection import pca_2d
 from tcm_core.geometry.sphere import display_kappa
 from tcm_core.tasks.umap import UmapJob, warm_up_umap
-from tcm_core.viz.sphere import circle_pair_figure, projection_pair_figure, sphere_pair_figure
+from tcm_core.viz.sphere import (circle_figure, circle_pair_figure, projection_figure, projection_pair_figure,
+                                 sphere_figure, sphere_pair_figure)
 
 KAPPAS = sorted({float(f"{k:.2g}") for k in np.geomspace(1, 2000, 34)})
 
@@ -25,8 +26,13 @@ st.markdown(
 
 
 @st.cache_data(max_entries=16, show_spinner="Painting the class densities ...")
-def _figure(base: str, tcm: str, kappa: float, n_points: int):
-    (_, _, bx, by), (_, _, tx, ty) = load_run(Path(base)), load_run(Path(tcm))
+def _figure(base: str, tcm: str | None, kappa: float, n_points: int):
+    _, _, bx, by = load_run(Path(base))
+    if tcm is None:  # one uploaded run
+        if bx.shape[1] == 3:
+            return sphere_figure(bx, by, kappa=kappa, max_points=n_points)
+        return circle_figure(bx, by, kappa=kappa)
+    _, _, tx, ty = load_run(Path(tcm))
     if bx.shape[1] == 3:
         return sphere_pair_figure(bx, by, tx, ty, kappa=kappa, max_points=n_points)
     return circle_pair_figure(bx, by, tx, ty, kappa=kappa)
@@ -50,7 +56,7 @@ def _drawable(pair, x, y):
     if x.shape[1] == 3:
         n_points = c2.slider("Points drawn per sphere", 0, min(len(x), 10_000), min(len(x), 1500),
                              100, key="sphere_points")
-    st.plotly_chart(_figure(str(pair.baseline), str(pair.tcm), kappa, n_points), width="stretch")
+    st.plotly_chart(_figure(str(pair.baseline), pair.tcm and str(pair.tcm), kappa, n_points), width="stretch")
     shape = "sphere" if x.shape[1] == 3 else "circle"
     st.caption(f"{len(x):,} test embeddings per run on the unit {shape}, {len(np.unique(y))} classes. "
                f"von Mises–Fisher kernel, κ = {kappa:g} (rule of thumb for these clusters: {rule:.3g}"
@@ -60,7 +66,8 @@ def _drawable(pair, x, y):
 
 
 def _projection(pair, n: int, polling: bool):
-    jobs = [_umap_job(str(p)) for p in (pair.baseline, pair.tcm)]
+    paths = [p for p in (pair.baseline, pair.tcm) if p is not None]
+    jobs = [_umap_job(str(p)) for p in paths]
     failed = next((j.error for j in jobs if j.error is not None), None)
     ready = all(j.done for j in jobs) and failed is None
     if ready and polling:
@@ -69,10 +76,11 @@ def _projection(pair, n: int, polling: bool):
         xy = [j.result for j in jobs]
         what = "UMAP (cosine metric, seed 0)"
     else:
-        xy = [pca_2d(load_run(p)[2])[j.indices] for p, j in zip((pair.baseline, pair.tcm), jobs)]
+        xy = [pca_2d(load_run(p)[2])[j.indices] for p, j in zip(paths, jobs)]
         what = "PCA (first two components)"
-    st.plotly_chart(projection_pair_figure(xy[0], jobs[0].labels, xy[1], jobs[1].labels),
-                    width="stretch")
+    fig = (projection_pair_figure(xy[0], jobs[0].labels, xy[1], jobs[1].labels) if len(jobs) == 2
+           else projection_figure(xy[0], jobs[0].labels, title=pair.name))
+    st.plotly_chart(fig, width="stretch")
     note = "" if ready or failed else " UMAP is being computed in the background; the view switches when it is ready."
     st.caption(f"{what} of a class-stratified sample of {len(jobs[0].indices):,} of {n:,} "
                f"embeddings per run.{note}")
@@ -80,7 +88,7 @@ def _projection(pair, n: int, polling: bool):
         show_error(failed)
 
 
-pair = require_pair()
+pair = require_pair(single=True)
 warm_up_umap()  # numba compiles UMAP once per server, in the background, before it is needed
 try:
     _, _, x, y = load_run(pair.baseline)
@@ -88,7 +96,7 @@ try:
         _drawable(pair, x, y)
     else:
         st.info(f"These embeddings have {x.shape[1]} dimensions: shown projected to 2-D.")
-        jobs = [_umap_job(str(p)) for p in (pair.baseline, pair.tcm)]
+        jobs = [_umap_job(str(p)) for p in (pair.baseline, pair.tcm) if p is not None]
         polling = not all(j.done for j in jobs)
         st.fragment(_projection, run_every=2.0 if polling else None)(pair, len(x), polling)
 except Exception as exc:  # shown, never a traceback

@@ -38,7 +38,7 @@ def load_config(run_dir) -> TrainConfig:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise TCMError(f"{run_dir} is not a run folder: {CONFIG} is missing")
-    return TrainConfig.from_dict(json.loads(path.read_text()))
+    return TrainConfig.from_dict(read_json(path))
 
 
 def save_metrics(run_dir, metrics: dict) -> None:
@@ -49,7 +49,22 @@ def load_metrics(run_dir) -> dict:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise TCMError(f"{run_dir} has no {METRICS} yet (the run has not finished an epoch)")
-    return json.loads(path.read_text())
+    return read_json(path)
+
+
+def read_json(path) -> dict:
+    """A run file's JSON object, or ``TCMError`` naming the folder and the damage (a file cut
+    short by a full disk or an interrupted copy, or not JSON at all)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TCMError(f"run folder {path.parent.name!r} is damaged: {path.name} cannot be read "
+                       f"({type(exc).__name__}: {exc}); copy it again, retrain, or delete the folder") from None
+    if not isinstance(data, dict):
+        raise TCMError(f"run folder {path.parent.name!r} is damaged: {path.name} holds a "
+                       f"{type(data).__name__}, not a JSON object")
+    return data
 
 
 def _embeddings_file(split: str) -> str:
