@@ -188,7 +188,7 @@ def run_mtime(path: Path) -> float:
     try:
         return (Path(path) / runs.EMBEDDINGS).stat().st_mtime
     except OSError:
-        raise TCMError(f"run folder {Path(path).name!r} has no {runs.EMBEDDINGS} (an interrupted copy or a "
+        raise TCMError(f"run folder {'/'.join(Path(path).parts[-2:])!r} has no {runs.EMBEDDINGS} (an interrupted copy or a "
                        "run that never finished); retrain or delete the folder") from None
 
 

@@ -109,3 +109,29 @@ def test_pair_with_a_bad_half_stores_nothing(app, tmp_path):
     assert uploads.find_uploads(tmp_path) == [] and uploads.find_upload_pairs(tmp_path) == []
     app.switch_page("pages/threshold.py").run()  # the server keeps serving: the example pair shows
     assert not app.exception and "OPIS baseline" in {m.label for m in app.metric}
+
+
+def test_single_upload_target_far_and_margin_suggestion(app, tmp_path):
+    from tcm_core.metrics.similarities import pair_similarities
+    from tcm_core.metrics.suggest import suggest_margins_from_histograms
+    from tcm_core.metrics.thresholds import find_threshold
+
+    x, y = clustered(36, n=300, classes=6, dim=8)
+    upload(app, ("own.npz", npz_bytes(x, y)))
+    app.switch_page("pages/threshold.py").run()
+    app.select_slider(key="target_far").set_value(1e-2).run()
+    report = find_threshold(x, y, far=1e-2)
+    text = " ".join(m.value for m in app.markdown)
+    assert f"threshold d ≤ **{report.threshold:.4f}**" in text
+    assert f"**{int((report.classes['far'] > 1e-2).sum())} of {len(report.classes)} classes**" in text
+    assert len(app.get("download_button")) == 2  # the per-class CSV and the threshold JSON
+
+    app.switch_page("pages/margins.py").run()
+    assert not app.exception and not app.error
+    want = suggest_margins_from_histograms(pair_similarities(x, y), far=1e-3, frr=0.05)
+    shown = {m.label: m.value for m in app.metric}
+    assert shown["Suggested m⁻"] == f"{want.margin_neg:.3f}" and shown["Suggested m⁺"] == f"{want.margin_pos:.3f}"
+    app.button[0].click().run()  # "Use these margins in the sliders above"
+    assert app.slider(key="mg_pos").value == round(want.margin_pos, 2)
+    assert app.slider(key="mg_neg").value == round(want.margin_neg, 2)
+    assert any("Retraining and the margin search need the model" in i.value for i in app.info)

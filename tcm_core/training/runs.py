@@ -56,13 +56,14 @@ def read_json(path) -> dict:
     """A run file's JSON object, or ``TCMError`` naming the folder and the damage (a file cut
     short by a full disk or an interrupted copy, or not JSON at all)."""
     path = Path(path)
+    folder = "/".join(path.parent.parts[-2:])  # e.g. "my-pair/tcm": enough to find it, no server paths
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise TCMError(f"run folder {path.parent.name!r} is damaged: {path.name} cannot be read "
+        raise TCMError(f"run folder {folder!r} is damaged: {path.name} cannot be read "
                        f"({type(exc).__name__}: {exc}); copy it again, retrain, or delete the folder") from None
     if not isinstance(data, dict):
-        raise TCMError(f"run folder {path.parent.name!r} is damaged: {path.name} holds a "
+        raise TCMError(f"run folder {folder!r} is damaged: {path.name} holds a "
                        f"{type(data).__name__}, not a JSON object")
     return data
 
