@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages._common import sidebar
+from pages._common import share_view, sidebar
 
 st.set_page_config(page_title="TCM Explorer", page_icon=":material/tune:", layout="wide")
 navigation = st.navigation([
@@ -16,4 +16,7 @@ navigation = st.navigation([
     st.Page("pages/accuracy.py", title="Accuracy vs consistency", icon=":material/scatter_plot:"),
 ])
 sidebar()
-navigation.run()
+try:
+    navigation.run()
+finally:  # also after a page's st.stop(): the URL carries the view
+    share_view()

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from pages._links import RUN, link_box, share_link, start_run, url_param
+from pages._links import SEED as URL_SEED
 from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
@@ -138,13 +140,18 @@ def _pick_pair() -> None:
         st.sidebar.info("No runs yet: train a pair on the Train page or upload embeddings.")
         return
     labels = list(options)
-    wanted = st.session_state.get(PAIR)
+    linked_run = url_param(RUN)
+    if linked_run is not None and linked_run not in labels:
+        st.warning(f"The link's run “{linked_run}” is not on this server (deleted, or a link from another "
+                   "server): showing the default view.")
+    wanted = linked_run if linked_run in labels else st.session_state.get(PAIR)
     label = st.sidebar.selectbox("Run (baseline vs +TCM, or an upload)", labels,
                                  index=labels.index(wanted) if wanted in labels else 0)
     st.session_state[PAIR] = label
     seeds = list(seed_pairs(options[label]))
     if seeds:
-        seed = st.session_state.get(SEED)
+        linked_seed = url_param(URL_SEED)
+        seed = int(linked_seed) if linked_seed in [str(s) for s in seeds] else st.session_state.get(SEED)
         st.session_state[SEED] = st.sidebar.selectbox(f"Seed ({len(seeds)} repeats)", seeds,
                                                       index=seeds.index(seed) if seed in seeds else 0)
 
@@ -295,7 +302,15 @@ def sidebar() -> None:
         found = _datasets(str(root))
         st.caption(f"**Data root:** `{root}`" + (" (set `TCM_DATA_DIR` to change)" if "TCM_DATA_DIR" not in os.environ else ""))
         st.caption("**Datasets there:** " + (", ".join(found) if found else "none yet (MNIST downloads on first use when online; the 8×8 digits always work)"))
+    start_run()
     _pick_pair()
+    link_box()
+
+
+def share_view() -> None:
+    """After the page: the view (run, seed, the page's linked widgets) into the URL and the
+    sidebar's link box."""
+    share_link(st.session_state.get(PAIR), st.session_state.get(SEED) if pick_repeats() else None)
 
 
 def metric_pair(cols, label: str, base: float, new: float, kind: str = "opis", *,

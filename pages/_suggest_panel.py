@@ -6,6 +6,7 @@ import json
 
 import streamlit as st
 
+from pages._links import linked
 from tcm_core.metrics.suggest import DEFAULT_FAR, DEFAULT_FRR, suggest_margins_from_histograms
 from tcm_core.viz import format_metric
 
@@ -19,6 +20,8 @@ def _use(m_pos: float, m_neg: float) -> None:
 
 def suggestion_ui(h, split: str, run_name: str) -> None:
     """``h``: the baseline's ``SimilarityHistograms`` on ``split``."""
+    linked("sg_far", options=FAR_TARGETS)
+    linked("sg_frr", options=FRR_TARGETS)
     c = st.columns(2)
     far = c[0].select_slider("Target FAR on negatives (share of different-class pairs TCM pushes apart)", FAR_TARGETS,
                              value=DEFAULT_FAR, format_func=lambda v: f"{v:g}", key="sg_far")

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages._common import load_run, run_mtime
+from pages._links import linked
 from tcm_core.metrics.thresholds import find_threshold
 from tcm_core.viz import format_metric
 
@@ -22,6 +23,7 @@ def _report(path: str, mtime: float, far: float):
 
 def target_far_ui(named_runs: dict[str, Path]) -> None:
     """``named_runs``: display name -> run folder (one run, or baseline and +TCM)."""
+    linked("target_far", options=TARGETS)
     far = st.select_slider("Target global FAR (false accepts among all different-class pairs)", TARGETS,
                            value=1e-3, format_func=lambda v: f"{v:g}", key="target_far")
     cols = st.columns(len(named_runs))

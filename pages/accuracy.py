@@ -5,6 +5,7 @@ batch sizes, baseline circles joined to their +TCM triangles (the article's figu
 import streamlit as st
 
 from pages._common import EXAMPLES, PAIR, PICKED_POINT, entries, runs_root, show_error
+from pages._links import linked
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import studies
 from tcm_core.experiments.study import load_study
@@ -25,6 +26,9 @@ if not found:
             "and seeds into one folder (`study.json`, `study.csv`); it appears here once it has results.")
     st.stop()
 
+linked("study", "accuracy_study", kind=str, options=list(found))
+linked("split", "accuracy_split", kind=str, options=["test", "validation"])
+linked("bars", "accuracy_bars", kind=str, options=["se", "ci95"])
 c1, c2, c3 = st.columns([3, 1, 1])
 name = c1.selectbox("Study", list(found), key="accuracy_study")
 split = c2.radio("Split", ["test", "validation"], horizontal=True, key="accuracy_split")

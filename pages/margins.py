@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages._common import load_run, require_pair, similarities
+from pages._links import linked
 from pages._margin_panels import retrain_ui, search_ui
 from pages._suggest_panel import suggestion_ui
 from tcm_core.losses.tcm import LAMBDA_NEG, LAMBDA_POS, MARGIN_NEG, MARGIN_POS
@@ -13,6 +14,8 @@ from tcm_core.viz.margins import retrain_note, similarity_histogram_figure
 
 
 def margins_ui(cfg: dict) -> tuple[float, float, float, float]:  # (m+, m-, λ+, λ-): the +TCM run's, else defaults
+    for key, low, high in (("mg_pos", -1, 1), ("mg_neg", -1, 1), ("mg_lpos", 0, 5), ("mg_lneg", 0, 5)):
+        linked(key.removeprefix("mg_"), key, low=low, high=high)
     for key, name, default in (("mg_pos", "margin_pos", MARGIN_POS), ("mg_neg", "margin_neg", MARGIN_NEG),
                                ("mg_lpos", "lambda_pos", LAMBDA_POS), ("mg_lneg", "lambda_neg", LAMBDA_NEG)):
         st.session_state.setdefault(key, float(cfg.get(name, default)))  # the suggestion panel may set m+ / m-

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import EXAMPLES, runs_root, show_error
+from pages._links import linked
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import results_table, to_csv, to_latex, to_markdown
 from tcm_core.viz.studies import style_results
@@ -20,6 +21,7 @@ st.markdown(
     "(negative: more consistent thresholds). With two seeds or more each change has its 95% "
     "interval across seeds (the *95% CI* columns) and is colored only when that interval excludes zero.")
 
+linked("split", "results_split", kind=str, options=["test", "validation"])
 split = st.radio("Split", ["test", "validation"], horizontal=True, key="results_split",
                  help="Validation is where margins are chosen; report the test split.")
 try:

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from pages._common import load_run, require_pair, show_error
+from pages._links import linked
 from tcm_core.geometry.density import default_kappa
 from tcm_core.geometry.projection import pca_2d
 from tcm_core.geometry.sphere import display_kappa
@@ -49,6 +50,8 @@ def _drawable(pair, x, y):
     rule = default_kappa(x, y)
     start = display_kappa(x, y) if x.shape[1] == 3 else rule
     default = max([k for k in KAPPAS if k <= start] or KAPPAS[:1])
+    linked("kappa", key, options=KAPPAS)
+    linked("points", "sphere_points", kind=int, low=0, high=min(len(x), 10_000))
     c1, c2 = st.columns(2)
     kappa = c1.select_slider("Kernel concentration κ (larger: narrower kernel)", KAPPAS,
                              value=default, key=key, format_func=lambda k: f"{k:g}")

@@ -5,6 +5,7 @@ the exact threshold for a target FAR with the classes that break it."""
 import streamlit as st
 
 from pages._common import exact_scores, histograms, load_run, metric_pair, pair_changes, require_pair
+from pages._links import linked
 from pages._threshold_finder import target_far_ui
 from tcm_core.errors import TCMError
 from tcm_core.metrics import EvalSettings, pair_scores, scores_from_histograms
@@ -19,6 +20,12 @@ LAST = "threshold_settings"  # the last valid settings, kept while a range is em
 def settings_ui(base_hist) -> EvalSettings:
     """The calibration range, beta, eps and K widgets -> ``EvalSettings``. A range whose two
     thumbs meet is refused beside the control and the last valid settings stay in use."""
+    linked("range", "range_mode", kind=str, options=["FAR band", "distance"])
+    linked("far", "far_band", kind=tuple, options=FAR_STEPS)
+    linked("dist", "dist_range", kind=tuple, low=0.0, high=2.0)
+    linked("beta", low=0.25, high=4.0)
+    linked("eps", low=0.05, high=0.5)
+    linked("k", kind=int, options=K_STEPS)
     c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 2, 2])
     mode = c2.radio("Calibration range as", ["FAR band", "distance"], horizontal=True, key="range_mode")
     if mode == "FAR band":
@@ -84,8 +91,9 @@ st.subheader("Threshold for a target FAR")
 target_far_ui({"baseline": pair.baseline, "+TCM": pair.tcm})
 
 st.subheader("Per class")
+linked("d", "class_t", low=0.0, high=2.0)
 t = st.slider("Global threshold d for the FAR / FRR columns", 0.0, 2.0,
-              float(round((base.curves.t_min + base.curves.t_max) / 2, 2)), 0.01)
+              float(round((base.curves.t_min + base.curves.t_max) / 2, 2)), 0.01, key="class_t")
 table = class_table(base.curves, tcm.curves, base_hist, tcm_hist, t)
 st.dataframe(table, width="stretch", height=320,
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "size"})

@@ -57,3 +57,17 @@ def test_range_thumbs_meeting_keep_the_page(monkeypatch, tmp_path):
     at.slider(key="dist_range").set_value((0.8, 0.8)).run()
     assert not at.exception and not at.error and any("distance_range" in w.value for w in at.warning)
     assert at.get("plotly_chart")
+
+
+def test_url_state_restores_valid_values_and_ignores_bad_ones(monkeypatch, tmp_path):
+    monkeypatch.setenv("TCM_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"run": "example: mnist-arcface-3d", "seed": "2", "far": "0.01,0.5", "beta": "2",
+                            "eps": "7", "k": "12", "target_far": "nan"})
+    at.switch_page("pages/threshold.py").run()  # the link's page is the session's first
+    assert not at.exception and not at.error
+    assert at.session_state["pair_label"] == "example: mnist-arcface-3d" and at.session_state["seed"] == 2
+    assert at.select_slider(key="far_band").value == (0.01, 0.5) and at.slider(key="beta").value == 2.0
+    assert at.slider(key="eps").value == 0.1 and at.select_slider(key="k").value == 201  # out of range: default
+    assert at.select_slider(key="target_far").value == 1e-3
+    assert at.query_params["far"] in ("0.01,0.5", ["0.01,0.5"]) and at.query_params["beta"] in ("2", ["2"])  # written back
