@@ -24,11 +24,15 @@ st.markdown(
 linked("split", "results_split", kind=str, options=["test", "validation"])
 split = st.radio("Split", ["test", "validation"], horizontal=True, key="results_split",
                  help="Validation is where margins are chosen; report the test split.")
+damaged = []
 try:
-    found = [results_table(runs_root(), split=split), results_table(EXAMPLES, prefix=EXAMPLE, split=split)]
+    found = [results_table(runs_root(), split=split, damaged=damaged),
+             results_table(EXAMPLES, prefix=EXAMPLE, split=split, damaged=damaged)]
 except TCMError as exc:
     show_error(exc)
     st.stop()
+for message in damaged:
+    st.warning(f"Left out: {message}")
 table = pd.concat(found, ignore_index=True)
 if table.empty:
     st.info("No comparisons yet: train a pair on the Train page.")

@@ -71,3 +71,12 @@ def test_url_state_restores_valid_values_and_ignores_bad_ones(monkeypatch, tmp_p
     assert at.slider(key="eps").value == 0.1 and at.select_slider(key="k").value == 201  # out of range: default
     assert at.select_slider(key="target_far").value == 1e-3
     assert at.query_params["far"] in ("0.01,0.5", ["0.01,0.5"]) and at.query_params["beta"] in ("2", ["2"])  # written back
+
+
+def test_results_page_leaves_a_damaged_pair_out(runs_with_damage):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/results.py").run()
+    assert not at.exception and not at.error
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "cut-pair/tcm" in warnings[0]  # (no-embeddings still has its metrics)
+    assert "good-pair" in at.dataframe[0].value["source"].tolist()

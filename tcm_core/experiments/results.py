@@ -116,11 +116,20 @@ def _mean(values) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def results_table(root, *, prefix: str = "", split: str = "test") -> pd.DataFrame:
+def results_table(root, *, prefix: str = "", split: str = "test", damaged: list | None = None) -> pd.DataFrame:
     """One row per comparison under ``root`` (``COLUMNS``; shares and changes as numbers, NaN
-    where undefined); ``prefix`` starts every source label (the app's ``"example: "``)."""
+    where undefined); ``prefix`` starts every source label (the app's ``"example: "``). A
+    damaged run folder raises ``TCMError``, or, given a ``damaged`` list, is left out with its
+    message appended there."""
     split = _check_split(split)
-    rows = [comparison_row(c, split) for c in comparisons(root, prefix)]
+    rows = []
+    for c in comparisons(root, prefix):
+        try:
+            rows.append(comparison_row(c, split))
+        except TCMError as exc:
+            if damaged is None:
+                raise
+            damaged.append(str(exc))
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.astype({c: "Int64" if c in ("batch_size", "seeds") else float for c in COLUMNS[len(SETTINGS) - 2:]})
 
