@@ -4,7 +4,7 @@ model; they join the run picker of every page and stay stored under the runs fol
 import pandas as pd
 import streamlit as st
 
-from pages._common import PAIR, runs_root, upload_label
+from pages._common import EXAMPLES, PAIR, runs_root, upload_label
 from tcm_core.errors import TCMError
 from tcm_core.io import FORMATS
 from tcm_core.training import runs, uploads
@@ -20,6 +20,12 @@ st.markdown(
     "`embeddings` or numbered columns `e0, e1, ...`). Files are checked with the rules of `tcm evaluate`, never "
     "unpickled, and stored by content hash under the runs folder: the same file again is instant.")
 
+example = EXAMPLES / "mnist-arcface-3d" / "seed-0"
+c1, c2 = st.columns(2)
+c1.download_button("Example file to try: MNIST toy baseline (.npz)", (example / "baseline" / runs.EMBEDDINGS).read_bytes(),
+                   "mnist_toy_baseline.npz", "application/octet-stream")
+c2.download_button("... and its +TCM twin (.npz)", (example / "tcm" / runs.EMBEDDINGS).read_bytes(),
+                   "mnist_toy_tcm.npz", "application/octet-stream")
 note = st.session_state.pop(NOTE, None)
 if note:
     st.success(note)
@@ -68,8 +74,8 @@ if files and st.button("Add to the run picker", type="primary"):
         st.success(f"Added {len(checked)} single runs to the run picker.")
 
 st.subheader("Stored uploads")
-rows = []
-for u in uploads.find_uploads(runs_root()):
+rows, stored = [], uploads.find_uploads(runs_root())
+for u in stored:
     try:
         m = runs.load_metrics(u.folder)
     except TCMError:
@@ -81,5 +87,12 @@ if rows:
                  column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("R@1", "OPIS", "ε-OPIS")})
     st.caption(f"Stored in `{uploads.uploads_root(runs_root()).name}/` under the runs folder; OPIS at the default "
                "settings, exactly as `tcm evaluate` computes it.")
+    c1, c2 = st.columns([3, 1])
+    names = {f"{u.name} ({u.file}, {u.time})": u for u in stored}
+    chosen = c1.multiselect("Remove uploads (with the pairs they belong to)", list(names), key="upload_remove")
+    if c2.button("Remove", disabled=not chosen):
+        pairs_gone = sum(uploads.remove_upload(runs_root(), names[n]) for n in chosen)
+        st.session_state[NOTE] = f"Removed {len(chosen)} upload(s) and {pairs_gone} pair(s)."
+        st.rerun()
 else:
     st.caption("None yet.")

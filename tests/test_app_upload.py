@@ -135,3 +135,15 @@ def test_single_upload_target_far_and_margin_suggestion(app, tmp_path):
     assert app.slider(key="mg_pos").value == round(want.margin_pos, 2)
     assert app.slider(key="mg_neg").value == round(want.margin_neg, 2)
     assert any("Retraining and the margin search need the model" in i.value for i in app.info)
+
+
+def test_remove_upload_takes_its_pairs(app, tmp_path):
+    (x, y), (x2, y2) = clustered(37, n=120, classes=4, dim=6), clustered(38, n=120, classes=4, dim=6)
+    upload(app, ("one.npz", npz_bytes(x, y)), ("two.npz", npz_bytes(x2, y2)))
+    assert len(uploads.find_upload_pairs(tmp_path)) == 1
+    app.multiselect(key="upload_remove").set_value([o for o in app.multiselect(key="upload_remove").options
+                                                    if o.startswith("one ")]).run()
+    next(b for b in app.button if b.label == "Remove").click().run()
+    assert not app.exception
+    assert [u.name for u in uploads.find_uploads(tmp_path)] == ["two"] and uploads.find_upload_pairs(tmp_path) == []
+    assert any("Removed 1 upload(s) and 1 pair(s)" in s.value for s in app.success)

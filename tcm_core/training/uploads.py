@@ -151,6 +151,15 @@ def find_upload_pairs(runs_root) -> list[UploadPair]:
     return _newest([p for p in found if (p.baseline / MANIFEST).is_file() and (p.tcm / MANIFEST).is_file()])
 
 
+def remove_upload(runs_root, upload: Upload) -> int:
+    """Delete a stored upload and the pairs it belongs to; returns how many pairs went with it."""
+    gone = [p for p in find_upload_pairs(runs_root) if upload.folder in (p.baseline, p.tcm)]
+    for p in gone:
+        shutil.rmtree(p.root, ignore_errors=True)
+    shutil.rmtree(upload.folder, ignore_errors=True)
+    return len(gone)
+
+
 def is_upload(folder) -> bool:
     return (Path(folder) / MANIFEST).is_file()
 
