@@ -4,6 +4,7 @@ eps-OPIS as the calibration range, beta, eps and K move (METHOD.md)."""
 import streamlit as st
 
 from pages._common import histograms, load_run, metric_pair, pair_changes, require_pair, show_error
+from pages._exports import figure_downloads, report_download, table_download
 from tcm_core.errors import TCMError
 from tcm_core.metrics import EvalSettings, pair_scores
 from tcm_core.metrics.utility import DEFAULT_FAR_RANGE, DEFAULT_NUM_THRESHOLDS
@@ -56,7 +57,8 @@ st.caption(f"Changes +TCM vs baseline: {changes.opis.method}"
            + (" (the mean change across seeds; the values shown are the picked seed's)" if "seeds" in changes.opis.method
               else "") + ". A change is colored only when its 95% interval excludes zero.")
 
-st.plotly_chart(utility_pair_figure(base.curves, tcm.curves, eps=settings.eps), width="stretch")
+st.plotly_chart(fig := utility_pair_figure(base.curves, tcm.curves, eps=settings.eps), width="stretch")
+figure_downloads(fig, "utility_curves")
 st.caption(f"{base_cfg['dataset']} · {base_cfg['loss']} · {base_cfg['embedding_dim']}-D embeddings · "
            f"{base.curves.classes.size} test classes · calibration range "
            f"[{base.curves.t_min:.3f}, {base.curves.t_max:.3f}] (baseline), "
@@ -68,3 +70,5 @@ t = st.slider("Global threshold d for the FAR / FRR columns", 0.0, 2.0,
 table = class_table(base.curves, tcm.curves, base_hist, tcm_hist, t)
 st.dataframe(table, width="stretch", height=320,
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "size"})
+table_download(table, "per_class")
+report_download(settings=settings, threshold=t)
