@@ -126,6 +126,8 @@ class FigureRenderer:
                         done.set_result(page.evaluate(_DRAW, [spec, options]))
                     except Exception as exc:  # one bad figure: report it, keep the browser
                         done.set_exception(TCMError(f"the figure could not be drawn: {exc}"))
+                        if not browser.is_connected():
+                            raise
                 browser.close()
         except Exception as exc:  # the browser would not start or died: fail what is waiting
             self._fail_waiting(jobs, TCMError(f"Chromium at {exe} could not render figures: {exc}"))
