@@ -126,14 +126,14 @@ def test_bad_requests_say_what_is_wrong(curves_and_table):
 def test_report_numbers_follow_the_reference(pair_dir, runs_xy):
     report = build_pair_report(pair_dir)
     rows = report.numbers.set_index("metric")
-    for (x, y), column in zip(runs_xy, ("baseline", "+TCM")):
+    for (x, y), column in zip(runs_xy, ("baseline", "+TCM")):  # from histograms: within 0.1% of exact
         ref = reference.evaluate(x, y, k=SETTINGS.num_thresholds)
-        assert rows.loc["OPIS", column] == format_metric(ref["opis"], "opis")
-        assert rows.loc["0.1-OPIS", column] == format_metric(ref["eps_opis"], "opis")
-    assert rows.loc["R@1", "baseline"] == "0.800" and rows.loc["MAP@R", "change"] == "+5.0 pts (no interval)"
+        assert rows.loc["OPIS", column] == pytest.approx(ref["opis"], rel=2e-3)
+        assert rows.loc["0.1-OPIS", column] == pytest.approx(ref["eps_opis"], rel=2e-3)
+    assert rows.loc["R@1", "baseline"] == 0.8 and rows.loc["MAP@R", "change"] == "+5.0 pts (no interval)"
     assert re.fullmatch(r"[+−]\d+\.\d% \(95% CI [+−]\d+\.\d% … [+−]\d+\.\d%\)(, within noise)?", rows.loc["OPIS", "change"])
-    assert len(report.classes) == 10 and report.threshold == pytest.approx(
-        np.mean(reference.calibration_range(*runs_xy[0])), rel=1e-4)
+    assert len(report.classes) == 10 and report.threshold == pytest.approx(  # within 2 histogram bins
+        np.mean(reference.calibration_range(*runs_xy[0])), abs=2 * 2 / 16384)
     assert set(report.figures) >= {"Per-class utility curves", "Embeddings"}
     assert report.configs[1]["tcm"] is True and report.versions["plotly"]
 
@@ -141,7 +141,10 @@ def test_report_numbers_follow_the_reference(pair_dir, runs_xy):
 def test_report_html_is_self_contained(pair_dir):
     from plotly.offline import get_plotlyjs
 
-    text = report_html(build_pair_report(pair_dir))
+    report = build_pair_report(pair_dir)
+    text = report_html(report)
+    opis = report.numbers.set_index("metric").loc["OPIS"]
+    assert f"<td>{format_metric(opis['baseline'], 'opis')}</td><td>{format_metric(opis['+TCM'], 'opis')}</td>" in text
     assert text.count(get_plotlyjs()) == 1  # plotly.js inlined, once
     assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I)  # nothing loaded from anywhere
     assert not re.search(r"<link[^>]*\bhref\s*=\s*['\"]?https?:", text, re.I)

@@ -21,9 +21,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from tcm_core.errors import TCMError
-from tcm_core.metrics import EvalSettings, distance_histograms
+from tcm_core.metrics import EvalSettings, distance_histograms, pair_scores
 from tcm_core.metrics.change import points_change
-from tcm_core.metrics.scores import PairChanges, embedding_pair_changes
+from tcm_core.metrics.retrieval import class_hits
+from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes
 from tcm_core.viz.class_table import class_table
 from tcm_core.viz.export import table_csv
 from tcm_core.viz.format import change_with_interval, format_metric
@@ -33,8 +34,9 @@ VERSIONED = ("tcm_core", "torch", "numpy", "pandas", "plotly")
 
 @dataclass(frozen=True)
 class PairReport:
-    """What a report shows. ``numbers``: one row per metric (``metric``, ``baseline``, ``+TCM``,
-    ``change``, ``verdict``: "better" / "worse" when the interval excludes zero, else "");
+    """What a report shows. ``numbers``: one row per metric (``metric``, ``baseline`` and ``+TCM``
+    as floats, ``kind`` their ``format_metric`` kind, ``change`` as text, ``verdict``: "better" /
+    "worse" when the interval excludes zero, else "");
     ``figures``: title -> figure; ``classes``: the per-class table at ``threshold``;
     ``configs``: the two runs' ``config.json``; ``notes``: how the numbers were made."""
 
@@ -79,11 +81,13 @@ def build_pair_report(folder, *, seed: int | None = None, settings: EvalSettings
     metrics = [runs.load_metrics(side) for side in (pair.baseline, pair.tcm)]
     settings = settings or runs.load_config(pair.baseline).eval
     (bx, by), (tx, ty) = (runs.load_run_embeddings(side) for side in (pair.baseline, pair.tcm))
-    base, tcm, changes = embedding_pair_changes(bx, by, tx, ty, settings)
-    hists = distance_histograms(bx, by), distance_histograms(tx, ty)
+    hists = distance_histograms(bx, by), distance_histograms(tx, ty)  # what the threshold page shows
+    base, tcm = pair_scores(*hists, settings)
+    changes = bootstrap_pair_changes(base, tcm, settings.eps, class_hits(bx, by), class_hits(tx, ty))
     threshold = (base.curves.t_min + base.curves.t_max) / 2 if threshold is None else float(threshold)
-    notes = [f"Test split: {base.curves.classes.size} classes, {len(bx):,} embeddings per run. Changes are +TCM "
-             f"against its baseline; intervals: {changes.opis.method}."]
+    notes = [f"Test split: {base.curves.classes.size} classes, {len(bx):,} embeddings per run. OPIS from the "
+             "fine distance histograms, as the app's threshold page (within 0.1% of the exact count). Changes are "
+             f"+TCM against its baseline; intervals: {changes.opis.method}."]
     if n_seeds >= 2:
         notes.append(_seed_note(folder, n_seeds, pair.root.name))
     return PairReport(
@@ -117,8 +121,7 @@ def _numbers(base, tcm, metrics, changes: PairChanges, eps: float) -> pd.DataFra
         else:
             text, beyond = format_metric(_points(b, t), change_kind) + " (no interval)", False
         better = (interval is not None) and (interval.value > 0) == (kind == "share")  # OPIS: lower is better
-        rows.append({"metric": label, "baseline": format_metric(b, kind), "+TCM": format_metric(t, kind),
-                     "change": text, "verdict": ("better" if better else "worse") if beyond else ""})
+        rows.append({"metric": label, "baseline": b, "+TCM": t, "kind": kind, "change": text, "verdict": ("better" if better else "worse") if beyond else ""})
     return pd.DataFrame(rows)
 
 
@@ -214,8 +217,8 @@ def report_html(report: PairReport) -> str:
 
 def _numbers_html(numbers: pd.DataFrame) -> str:
     rows = "".join(
-        f"<tr><td class='l'>{html.escape(r['metric'])}</td><td>{html.escape(r['baseline'])}</td>"
-        f"<td>{html.escape(r['+TCM'])}</td><td class='l {r['verdict']}'>"
+        f"<tr><td class='l'>{html.escape(r['metric'])}</td><td>{format_metric(r['baseline'], r['kind'])}</td>"
+        f"<td>{format_metric(r['+TCM'], r['kind'])}</td><td class='l {r['verdict']}'>"
         f"{html.escape(r['change'])}</td></tr>" for r in numbers.to_dict("records"))
     return ("<table><tr><th class='l'>metric</th><th>baseline</th><th>+TCM</th>"
             f"<th class='l'>change (95% interval)</th></tr>{rows}</table>")
