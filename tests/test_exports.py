@@ -113,6 +113,27 @@ def test_one_browser_serves_threads(renderer, curves_and_table):
     assert sum(t.name == "tcm-figure-renderer" for t in threading.enumerate()) == 1
 
 
+def test_two_spheres_without_ghosts(renderer, runs_xy):
+    """The second of two 3-D scenes must not show the first scene's points (plotly.js's toImage
+    in software WebGL does: the reason 3-D pairs are screenshotted live)."""
+    import plotly.graph_objects as go
+    from PIL import Image
+
+    from tcm_core.viz.sphere import sphere_pair_figure
+
+    full = sphere_pair_figure(*runs_xy[0], *runs_xy[1], grid=40).update_layout(showlegend=False)
+    bare = go.Figure(full)  # the same, without the baseline's points
+    bare.data = [t for t in bare.data if not (t.type == "scatter3d" and t.mode == "markers" and t.scene == "scene")]
+    assert len(bare.data) == len(full.data) - 10
+    images = [np.asarray(Image.open(io.BytesIO(renderer.render(f, "png", width=800, height=400, scale=1)))
+                         .convert("RGB")).astype(int) for f in (full, bare)]
+    moved = np.abs(images[0] - images[1]).max(axis=2) > 40
+    assert moved[:, :400].sum() > 100  # the baseline's points are drawn in the first scene ...
+    assert moved[:, 400:].sum() == 0  # ... and nowhere in the second
+    svg = ET.fromstring(renderer.render(full, "svg", width=800, height=400))
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("width") == "800"
+
+
 def test_bad_requests_say_what_is_wrong(curves_and_table):
     fig = utility_pair_figure(*curves_and_table[:2])
     with pytest.raises(TCMError, match="format must be one of png, svg"):

@@ -3,6 +3,11 @@ presentation size. Figures are drawn offline by plotly.js itself (``Plotly.toIma
 plotly.js that ships inside the plotly package) in a headless Chromium driven by Playwright,
 the browser the tests already use: no new dependency, no network (every request is refused).
 
+Figures with two or more 3-D scenes (the sphere pair) are screenshotted live instead: for
+``toImage`` plotly.js draws every scene in one shared WebGL context, and in headless Chromium's
+software WebGL the first scene then shows through the second as white ghosts. Their SVG is the
+PNG inside an ``<svg>`` (plotly's own SVG of a 3-D scene is a raster image too).
+
 One ``FigureRenderer`` keeps one browser with plotly.js loaded and serves every render from it;
 Playwright's sync API is bound to the thread that started it, so the renderer owns one worker
 thread and callers from any thread (Streamlit's download callbacks run on their own) queue
@@ -31,6 +36,12 @@ RENDER_TIMEOUT_S = 120.0
 _LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 _DRAW = """async ([spec, opts]) => {
     return await Plotly.toImage(JSON.parse(spec), Object.assign({imageDataOnly: true}, opts));
+}"""
+_DRAW_LIVE = """async ([spec, opts]) => {
+    const f = JSON.parse(spec), gd = document.getElementById('live');
+    f.layout = Object.assign({}, f.layout, {width: opts.width, height: opts.height});
+    await Plotly.newPlot(gd, f.data, f.layout, {displayModeBar: false, responsive: false});
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
 }"""
 
 
@@ -101,9 +112,8 @@ class FigureRenderer:
                 self._thread = threading.Thread(target=self._serve, args=(exe, self._queue), daemon=True,
                                                 name="tcm-figure-renderer")
                 self._thread.start()
-            self._queue.put((fig.to_json(), options, done))
-        data = done.result(timeout=RENDER_TIMEOUT_S)
-        return base64.b64decode(data) if fmt == "png" else data.encode("utf-8")
+            self._queue.put((fig.to_json(), dict(options, live=_scenes_3d(fig) >= 2), done))
+        return done.result(timeout=RENDER_TIMEOUT_S)
 
     def close(self) -> None:
         """Stop the browser (a later ``render`` starts a new one)."""
@@ -119,11 +129,11 @@ class FigureRenderer:
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(exe), args=_LAUNCH_ARGS)
-                page = _plotly_page(browser)
+                pages = {}  # (kind, scale) -> a page with plotly.js loaded
                 while (item := jobs.get()) is not None:
                     spec, options, done = item
                     try:
-                        done.set_result(page.evaluate(_DRAW, [spec, options]))
+                        done.set_result(_draw(browser, pages, spec, options))
                     except Exception as exc:  # one bad figure: report it, keep the browser
                         done.set_exception(TCMError(f"the figure could not be drawn: {exc}"))
                         if not browser.is_connected():
@@ -145,15 +155,45 @@ class FigureRenderer:
                     item[2].set_exception(error)
 
 
-def _plotly_page(browser):
-    """A blank page with plotly.js loaded from the plotly package and the network shut."""
+def _scenes_3d(fig: go.Figure) -> int:
+    return sum(1 for name in fig.layout.to_plotly_json() if name.startswith("scene"))
+
+
+def _draw(browser, pages: dict, spec: str, options: dict) -> bytes:
+    """One figure's image bytes, by ``Plotly.toImage`` or, for several 3-D scenes, a screenshot."""
+    options = dict(options)
+    live, fmt, width, height = options.pop("live"), options["format"], options["width"], options["height"]
+    if not live:
+        data = _page(browser, pages, "static", 1).evaluate(_DRAW, [spec, options])
+        return base64.b64decode(data) if fmt == "png" else data.encode("utf-8")
+    page = _page(browser, pages, "live", options["scale"] if fmt == "png" else 2)
+    page.set_viewport_size({"width": width, "height": height})
+    try:
+        page.evaluate(_DRAW_LIVE, [spec, options])
+        png = page.locator("#live").screenshot(type="png")
+    finally:
+        page.evaluate("() => Plotly.purge(document.getElementById('live'))")
+    if fmt == "png":
+        return png
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink' "
+            f"width='{width}' height='{height}' viewBox='0 0 {width} {height}'><image width='{width}' "
+            f"height='{height}' xlink:href='data:image/png;base64,{base64.b64encode(png).decode()}'/></svg>"
+            ).encode("utf-8")
+
+
+def _page(browser, pages: dict, kind: str, scale: float):
+    """A blank page (``scale`` device pixels per px) with plotly.js loaded from the plotly
+    package and the network shut; made once per kind and scale."""
     from plotly.offline import get_plotlyjs
 
-    page = browser.new_page()
-    page.route("**/*", lambda route: route.abort())
-    page.set_content("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body></body></html>")
-    page.add_script_tag(content=get_plotlyjs())
-    return page
+    if (kind, scale) not in pages:
+        page = browser.new_page(device_scale_factor=scale)
+        page.route("**/*", lambda route: route.abort())
+        page.set_content("<!DOCTYPE html><html><head><meta charset='utf-8'><style>body{margin:0}</style>"
+                         "</head><body><div id='live'></div></body></html>")
+        page.add_script_tag(content=get_plotlyjs())
+        pages[kind, scale] = page
+    return pages[kind, scale]
 
 
 _default: FigureRenderer | None = None
