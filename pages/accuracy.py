@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._common import EXAMPLES, PAIR, PICKED_POINT, entries, runs_root, show_error
 from pages._links import linked
+from pages._exports import figure_downloads
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import studies
 from tcm_core.experiments.study import load_study
@@ -42,6 +43,7 @@ except TCMError as exc:  # no study.csv yet, a damaged one, or no runs on this s
     st.stop()
 
 event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="accuracy_chart", width="stretch")
+figure_downloads(figure, f"accuracy_vs_consistency_{name}_{split}")
 picked = clicked_cell(event.selection)
 if picked is None:  # nothing selected (or a second click deselected): the next click counts again
     st.session_state.pop(PICKED_POINT, None)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages._common import entries, finished_changes, histograms, metric_pair, pairs
+from pages._exports import figure_downloads
 from tcm_core.metrics import scores_from_histograms
 from tcm_core.viz import utility_figure
 
@@ -23,8 +24,9 @@ examples = [label for label in entries() if label.startswith("example")]
 if examples:
     label = examples[0]
     scores = scores_from_histograms(histograms(pairs()[label].baseline))
-    st.plotly_chart(utility_figure(scores.curves, title=f"Per-class utility vs threshold: {label} (baseline)"),
+    st.plotly_chart(fig := utility_figure(scores.curves, title=f"Per-class utility vs threshold: {label} (baseline)"),
                     width="stretch")
+    figure_downloads(fig, "utility_curves_example")
     st.caption("One thin line per test class. Where the lines spread apart, a single threshold "
                "cannot serve every class equally well.")
     base, tcm, changes = finished_changes(entries()[label])

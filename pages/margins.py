@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages._common import load_run, require_pair, similarities
 from pages._links import linked
+from pages._exports import figure_downloads
 from pages._margin_panels import retrain_ui, search_ui
 from pages._suggest_panel import suggestion_ui
 from tcm_core.losses.tcm import LAMBDA_NEG, LAMBDA_POS, MARGIN_NEG, MARGIN_POS
@@ -47,7 +48,8 @@ c = st.columns(3)
 c[0].metric("Positives penalized (s ≤ m⁺)", format_metric(share_pos, "recall"), help=f"of {h.positive_pairs:,} same-class {split} pairs")
 c[1].metric("Negatives penalized (s ≥ m⁻)", format_metric(share_neg, "rate"), help=f"of {h.negative_pairs:,} different-class {split} pairs")
 c[2].metric("L_TCM on all pairs", format_metric(term_pos + term_neg, "loss"), help=f"positive term {term_pos:.4f} + negative term {term_neg:.4f}")
-st.plotly_chart(similarity_histogram_figure(h, m_pos, m_neg, split=split), width="stretch")
+st.plotly_chart(fig := similarity_histogram_figure(h, m_pos, m_neg, split=split), width="stretch")
+figure_downloads(fig, "pair_similarities")
 
 st.subheader("Margins from targets")
 suggestion_ui(h, split, getattr(pair, "name", pair.baseline.parent.name))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages._common import load_run, require_pair, show_error
 from pages._links import linked
+from pages._exports import figure_downloads
 from tcm_core.geometry.density import default_kappa
 from tcm_core.geometry.projection import pca_2d
 from tcm_core.geometry.sphere import display_kappa
@@ -59,7 +60,8 @@ def _drawable(pair, x, y):
     if x.shape[1] == 3:
         n_points = c2.slider("Points drawn per sphere", 0, min(len(x), 10_000), min(len(x), 1500),
                              100, key="sphere_points")
-    st.plotly_chart(_figure(str(pair.baseline), pair.tcm and str(pair.tcm), kappa, n_points), width="stretch")
+    st.plotly_chart(fig := _figure(str(pair.baseline), pair.tcm and str(pair.tcm), kappa, n_points), width="stretch")
+    figure_downloads(fig, "embeddings_sphere" if x.shape[1] == 3 else "embeddings_circle")
     shape = "sphere" if x.shape[1] == 3 else "circle"
     st.caption(f"{len(x):,} test embeddings per run on the unit {shape}, {len(np.unique(y))} classes. "
                f"von Mises–Fisher kernel, κ = {kappa:g} (rule of thumb for these clusters: {rule:.3g}"
@@ -81,9 +83,8 @@ def _projection(pair, n: int, polling: bool):
     else:
         xy = [pca_2d(load_run(p)[2])[j.indices] for p, j in zip(paths, jobs)]
         what = "PCA (first two components)"
-    fig = (projection_pair_figure(xy[0], jobs[0].labels, xy[1], jobs[1].labels) if len(jobs) == 2
-           else projection_figure(xy[0], jobs[0].labels, title=pair.name))
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(fig := _figure(str(pair.baseline), pair.tcm and str(pair.tcm), kappa, n_points), width="stretch")
+    figure_downloads(fig, "embeddings_sphere" if x.shape[1] == 3 else "embeddings_circle")
     note = "" if ready or failed else " UMAP is being computed in the background; the view switches when it is ready."
     st.caption(f"{what} of a class-stratified sample of {len(jobs[0].indices):,} of {n:,} "
                f"embeddings per run.{note}")

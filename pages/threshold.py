@@ -5,6 +5,7 @@ the exact threshold for a target FAR with the classes that break it."""
 import streamlit as st
 
 from pages._common import exact_scores, histograms, load_run, metric_pair, pair_changes, require_pair
+from pages._exports import figure_downloads, report_download, table_download
 from pages._links import linked
 from pages._threshold_finder import target_far_ui
 from tcm_core.errors import TCMError
@@ -63,7 +64,8 @@ if pair.tcm is None:  # one uploaded run: its curves, scores and thresholds, no 
     m[0].metric("OPIS", format_metric(base.opis, "opis"))
     m[1].metric(f"{settings.eps:g}-OPIS", format_metric(base.eps_opis, "opis"))
     m[2].metric("R@1", format_metric(base_m["recall_at_1"], "share"))
-    st.plotly_chart(utility_figure(base.curves, eps=settings.eps, title=pair.name), width="stretch")
+    st.plotly_chart(fig := utility_figure(base.curves, eps=settings.eps, title=pair.name), width="stretch")
+    figure_downloads(fig, "utility_curves")
     st.caption(f"{base.curves.classes.size} classes · calibration range [{base.curves.t_min:.3f}, "
                f"{base.curves.t_max:.3f}] · β={settings.beta:g}, K={settings.num_thresholds}. A single run: upload a "
                "second file as a pair to compare.")
@@ -81,7 +83,8 @@ st.caption(f"Changes +TCM vs baseline: {changes.opis.method}"
            + (" (the mean change across seeds; the values shown are the picked seed's)" if "seeds" in changes.opis.method
               else "") + ". A change is colored only when its 95% interval excludes zero.")
 
-st.plotly_chart(utility_pair_figure(base.curves, tcm.curves, eps=settings.eps), width="stretch")
+st.plotly_chart(fig := utility_pair_figure(base.curves, tcm.curves, eps=settings.eps), width="stretch")
+figure_downloads(fig, "utility_curves")
 st.caption(f"{base_cfg['dataset']} · {base_cfg['loss']} · {base_cfg['embedding_dim']}-D embeddings · "
            f"{base.curves.classes.size} test classes · calibration range "
            f"[{base.curves.t_min:.3f}, {base.curves.t_max:.3f}] (baseline), "
@@ -97,3 +100,5 @@ t = st.slider("Global threshold d for the FAR / FRR columns", 0.0, 2.0,
 table = class_table(base.curves, tcm.curves, base_hist, tcm_hist, t)
 st.dataframe(table, width="stretch", height=320,
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns if c != "size"})
+table_download(table, "per_class")
+report_download(settings=settings, threshold=t)

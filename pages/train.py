@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages._common import ANNOUNCED, JOB, PAIR, finished_changes, job_manager, metric_pair, runs_root, show_error
+from pages._exports import figure_downloads, report_download
 from pages._train_form import train_form_ui
 from tcm_core.errors import TCMError
 from tcm_core.tasks.base import TaskStatus
@@ -20,7 +21,9 @@ def progress_ui(job) -> None:  # status, a bar per run, live charts, Stop / Resu
         st.progress(run.fraction, text=f"{run.run}: epoch {min(run.epoch + 1, run.epochs)}/{run.epochs}{loss}")
     histories = {run.run: run.records for run in snap.progress.runs}
     if any(histories.values()):
-        st.plotly_chart(history_figure(histories), width="stretch")
+        st.plotly_chart(fig := history_figure(histories), width="stretch")
+        if job.done:  # not while the chart redraws every second
+            figure_downloads(fig, f"training_history_{job.out.name}")
     if snap.status == TaskStatus.FINISHED:
         finished_ui(job)
     if snap.error:
@@ -47,6 +50,7 @@ def finished_ui(job) -> None:  # the pair's changes with their intervals (across
     metric_pair(m[0:2], "OPIS", base["opis"], tcm["opis"], interval=changes.opis)
     metric_pair(m[2:4], "R@1", base["recall_at_1"], tcm["recall_at_1"], "share", interval=changes.recall_at_1)
     st.caption(f"Changes on the test classes: {changes.opis.method}. Colored only when the 95% interval excludes zero.")
+    report_download(job.out)
 
 
 st.title("Train a pair")
