@@ -67,6 +67,10 @@ def test_pair_upload_matches_evaluate_and_reupload_is_instant(app, tmp_path):
     assert again.stored is not None and again.embeddings is None and again.stored.name == "before"
     assert sorted(p.name for p in uploads.uploads_root(tmp_path).iterdir()) == folders
     assert len(stored) == 2
+    from tcm_core.viz.report import build_pair_report  # the HTML report of an uploaded pair
+
+    report = build_pair_report(uploads.find_upload_pairs(tmp_path)[0].root)
+    assert report.title == "before vs after: baseline vs +TCM" and report.classes.shape[0] == 6
 
 
 def _bad_files():

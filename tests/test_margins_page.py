@@ -6,9 +6,10 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT
 from tcm_core.training import TrainConfig, train
 
-APP = "/work/main/app.py"
+APP = str(ROOT / "app.py")
 
 
 def shares(at):

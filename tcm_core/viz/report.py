@@ -103,7 +103,7 @@ def build_pair_report(folder, *, seed: int | None = None, settings: EvalSettings
     if n_seeds >= 2:
         notes.append(_seed_note(folder, n_seeds, pair.root.name))
     return PairReport(
-        title=f"{folder.name}: baseline vs +TCM", numbers=_numbers(base, tcm, metrics, changes, settings.eps),
+        title=f"{getattr(pair, 'name', folder.name)}: baseline vs +TCM", numbers=_numbers(base, tcm, metrics, changes, settings.eps),
         figures=_figures(base, tcm, (bx, by), (tx, ty), [load_history(m) for m in metrics], configs[1], settings.eps),
         classes=class_table(base.curves, tcm.curves, *hists, threshold), threshold=threshold, configs=configs,
         versions=versions(), notes=tuple(notes))
