@@ -142,6 +142,13 @@ class _Refiner:
             self.finish(a[part], b[part], tag[part], self.dp.exact_distances(a[part], b[part]))
 
 
+def tally_(hist: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``hist[key] += 1`` for every key, in place. Unlike ``torch.bincount`` it does not read
+    the largest key back to the host (a sync per call on a GPU)."""
+    keys = keys.reshape(-1).long()
+    return hist.scatter_add_(0, keys, torch.ones(1, dtype=hist.dtype, device=hist.device).expand(keys.numel()))
+
+
 REFINE_SIMILARITY32 = similarity_bounds.refine_similarity()
 
 
@@ -163,26 +170,22 @@ def counts(es: EmbeddingSet, thresholds: np.ndarray, sim_tol: float,
     def add(a, b, first, drop=None):
         ca, cb = es.codes[a], es.codes[b]
         neg = ca != cb
-        row = (ca * 2 + neg) * stride + first
-        col = ((cb * 2 + 1) * stride + first).masked_fill_(~neg, dump)
+        row = ca.mul_(2).add_(neg).mul_(stride).add_(first)  # in place: ~60 bytes a kept pair
+        col = cb.mul_(2).add_(1).mul_(stride).add_(first).masked_fill_(~neg, dump)
         if drop is not None:
             row.masked_fill_(drop, dump)
             col.masked_fill_(drop, dump)
-        hist.add_(torch.bincount(row, minlength=dump + 1)).add_(torch.bincount(col, minlength=dump + 1))
+        tally_(tally_(hist, row), col)
 
     refiner = _Refiner(dp, lambda a, b, _, d: add(a, b, torch.bucketize(d, edges)))
     keep_from = _count_cut(thresholds[-1], sim_tol)
     for i0, sims in dp.blocks():
-        i, j = upper_(sims >= keep_from).nonzero(as_tuple=True)
-        s = sims[i, j]
-        d = sqrt_((2.0 - 2.0 * s.double()).clamp_(min=0.0))
-        first = torch.bucketize(d, edges)  # the first threshold with d <= t
-        exact = s >= REFINE_SIMILARITY32
-        if sim_tol > 0:
-            exact |= _near_threshold(d, first, edges, sim_tol)
-        add(i + i0, j + i0, first, drop=exact)
+        a, b = upper_(sims >= keep_from).nonzero(as_tuple=True)
+        first, exact = _first_accepting(sims[a, b], edges, sim_tol)
+        a, b = a.add_(i0), b.add_(i0)
+        add(a, b, first, drop=exact)
         e = exact.nonzero().view(-1)
-        refiner.add(i[e] + i0, j[e] + i0, e)
+        refiner.add(a[e], b[e], e)
     refiner.flush()
     return hist[:-1].view(c, 2, stride).cpu().numpy()
 
@@ -194,6 +197,17 @@ def _count_cut(t_max: float, sim_tol: float) -> float:
     reach = reach * (1 + 1e-9) + 1e-12  # a superset is always safe
     cut = float(similarity_bounds.smallest_similarity_within(reach)[0]) if reach < 2.5 else -4.0
     return min(cut, REFINE_SIMILARITY32)
+
+
+def _first_accepting(s: torch.Tensor, edges: torch.Tensor, sim_tol: float):
+    """For float32 similarities ``s (p,)``: the first threshold with d <= t from the float32
+    distance (``_kernels.count_block``), and which pairs the kernels decide on the exact one."""
+    d = sqrt_(s.double().mul_(-2.0).add_(2.0).clamp_(min=0.0))  # 2 - 2 s, the same bits
+    first = torch.bucketize(d, edges)
+    exact = s >= REFINE_SIMILARITY32
+    if sim_tol > 0:
+        exact |= _near_threshold(d, first, edges, sim_tol)
+    return first, exact
 
 
 def _near_threshold(d, first, edges, sim_tol):
@@ -217,7 +231,7 @@ class _Binner:
 
     def __init__(self, dp: DevicePairs, nbins: int):
         self.dp, self.nbins = dp, nbins
-        self.bounds = torch.from_numpy(similarity_bounds.bin_bounds(nbins)).to(dp.device)
+        self.bounds = torch.tensor(similarity_bounds.bin_bounds(nbins), device=dp.device)
 
     def block(self, i0, sims, refiner: _Refiner) -> torch.Tensor:
         neg = self.dp.negatives(i0, sims)
@@ -234,9 +248,9 @@ def negative_histogram(es: EmbeddingSet, nbins: int, budget_bytes: int | None = 
     dp = DevicePairs(es, SCAN_BYTES_PER_PAIR, budget_bytes)
     binner = _Binner(dp, nbins)
     hist = torch.zeros(nbins + 1, dtype=torch.int64, device=dp.device)
-    refiner = _Refiner(dp, lambda a, b, _, d: hist.add_(torch.bincount(_distance_bins(d, nbins), minlength=nbins + 1)))
+    refiner = _Refiner(dp, lambda a, b, _, d: tally_(hist, _distance_bins(d, nbins)))
     for i0, sims in dp.blocks():
-        hist.add_(torch.bincount(binner.block(i0, sims, refiner).view(-1), minlength=nbins + 1))
+        tally_(hist, binner.block(i0, sims, refiner))
     refiner.flush()
     return hist[:nbins].cpu().numpy()
 
@@ -248,37 +262,34 @@ def collect_windows(es: EmbeddingSet, windows, nbins: int,
     dp = DevicePairs(es, SCAN_BYTES_PER_PAIR, budget_bytes)
     binner = _Binner(dp, nbins)
     nw = len(windows)
-    # slot of a bin: 2w + 1 inside window w, 2w below it; the binner's dump (bin nbins) lands
-    # in slot 2 nw, above every window, which no window counts; slot 2 nw + 1 is ignored
-    edges = torch.tensor([e for lo, hi in windows for e in (lo, hi + 1)], dtype=torch.int64, device=dp.device)
-    ignore = 2 * nw + 1
-    slots = torch.zeros(ignore + 1, dtype=torch.int64, device=dp.device)
+    # slot of a bin: 2w + 1 inside window w, 2w below it and above window w - 1; the binner's
+    # dump (bin nbins) lands in slot 2 nw, above every window
+    edges = torch.tensor([e for lo, hi in windows for e in (lo, hi + 1)], dtype=torch.int32, device=dp.device)
+    below = torch.zeros(nw, dtype=torch.int64, device=dp.device)
     found_w, found_d = [], []
 
-    def finish(a, b, tag, d):  # tag: the pair's window (already counted), or -1: bin it by d
-        slot = torch.bucketize(_distance_bins(d, nbins), edges, right=True)
-        slots.add_(torch.bincount(slot.masked_fill(tag >= 0, ignore), minlength=ignore + 1))
+    def count_below(slot):  # a sum per window: a histogram of ~2 nw slots would be all collisions
+        for w in range(nw):
+            below[w] += (slot <= 2 * w).sum()
+
+    def finish(a, b, tag, d):  # tag: the pair's window, or -1 when its slot needs d
+        slot = torch.bucketize(_distance_bins(d, nbins).int(), edges, right=True, out_int32=True)
+        count_below(slot.masked_fill_(tag >= 0, 2 * nw))
         window = torch.where(tag >= 0, tag, torch.where(slot % 2 == 1, slot // 2, -1))
         found_w.append(window[window >= 0])
         found_d.append(d[window >= 0])
 
     refiner = _Refiner(dp, finish)
     for i0, sims in dp.blocks():
-        slot = torch.bucketize(binner.block(i0, sims, refiner), edges, right=True)
-        slots.add_(torch.bincount(slot.view(-1), minlength=ignore + 1))
+        slot = torch.bucketize(binner.block(i0, sims, refiner), edges, right=True, out_int32=True)
+        count_below(slot)
         i, j = (slot % 2 == 1).nonzero(as_tuple=True)
-        refiner.add(i + i0, j + i0, slot[i, j] // 2)
+        refiner.add(i + i0, j + i0, (slot[i, j] // 2).long())
     refiner.flush()
-    return _sorted_windows(slots.cpu().numpy(), found_w, found_d, nw)
+    return _sorted_windows(below.cpu().numpy(), found_w, found_d, nw)
 
 
-def _sorted_windows(slots: np.ndarray, found_w, found_d, nw: int) -> list[tuple[int, np.ndarray]]:
+def _sorted_windows(below: np.ndarray, found_w, found_d, nw: int) -> list[tuple[int, np.ndarray]]:
     window = torch.cat(found_w).cpu().numpy() if found_w else np.zeros(0, dtype=np.int64)
     d = torch.cat(found_d).cpu().numpy() if found_d else np.zeros(0)
-    out = []
-    for w in range(nw):
-        values = np.sort(d[window == w])
-        if values.size != slots[2 * w + 1]:  # the counting and the collecting disagreed
-            raise RuntimeError(f"internal error: window {w} counted {slots[2 * w + 1]} pairs, collected {values.size}")
-        out.append((int(slots[: 2 * w + 1].sum()), values))
-    return out
+    return [(int(below[w]), np.sort(d[window == w])) for w in range(nw)]

@@ -10,6 +10,8 @@ decide most pairs on their float32 similarity, bit for bit as the float64 kernel
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tcm_core.metrics._kernels import REFINE_SIMILARITY
@@ -53,6 +55,7 @@ def smallest_similarity_within(distances) -> np.ndarray:
     return _value(_smallest_where(lambda s: distance_of_similarity(s) <= dist, dist.size))
 
 
+@functools.lru_cache(maxsize=4)
 def bin_bounds(nbins: int) -> np.ndarray:
     """``(nbins - 1,)`` ascending float32 cut points for ``_kernels.distance_bin``:
     ``bin(d(s)) == nbins - 1 - #{bounds < s}``.
@@ -63,7 +66,9 @@ def bin_bounds(nbins: int) -> np.ndarray:
     """
     edges = 2.0 * np.arange(1, nbins, dtype=np.float64) / nbins  # bin j starts at edges[j - 1]
     first_below = _smallest_where(lambda s: distance_of_similarity(s) < edges, edges.size)
-    return _value(first_below - 1)[::-1].copy()
+    bounds = _value(first_below - 1)[::-1].copy()
+    bounds.flags.writeable = False  # cached: shared by every caller
+    return bounds
 
 
 def refine_similarity() -> float:
