@@ -42,7 +42,7 @@ def _eval_settings(args):
 
 def _cmd_evaluate(args) -> int:
     from tcm_core.io import load_embeddings
-    from tcm_core.metrics import evaluate
+    from tcm_core.metrics import evaluate, sharded
     from tcm_core.metrics.inputs import default_metric_device
     from tcm_core.training import distributed as ddp
 
@@ -51,7 +51,8 @@ def _cmd_evaluate(args) -> int:
     # under torchrun (WORLD_SIZE > 1) the ranks share the pair blocks; rank 0 prints
     rank, _, device = ddp.init(default_metric_device())
     try:
-        result = evaluate(embeddings, labels, settings, device=device)
+        with sharded.across_ranks():
+            result = evaluate(embeddings, labels, settings, device=device)
     finally:
         ddp.shutdown()
     if rank != 0:

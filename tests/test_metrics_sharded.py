@@ -24,7 +24,7 @@ def test_blocks_are_dealt_out_once(monkeypatch):
     for world in (1, 2, 3, 5):
         shares = []
         for rank in range(world):
-            monkeypatch.setattr(sharded, "rank_and_world", lambda r=rank: (r, world))
+            monkeypatch.setattr(sharded, "rank_and_world", lambda r=rank, w=world: (r, w))
             shares.append(sharded.owned(starts))
         assert sorted(s for share in shares for s in share) == starts
         assert max(map(len, shares)) - min(map(len, shares)) <= 1
@@ -53,7 +53,11 @@ def _worker(rank, world, port, folder):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         x, y = _ties()
-        np.savez(os.path.join(folder, f"rank{rank}.npz"), **_results(embedding_set(x, y, device="cpu")))
+        es = embedding_set(x, y, device="cpu")
+        if rank == 0:  # outside across_ranks() a rank computes alone (as a DDP trainer's rank 0)
+            np.savez(os.path.join(folder, "alone.npz"), **_results(es))
+        with sharded.across_ranks():
+            np.savez(os.path.join(folder, f"rank{rank}.npz"), **_results(es))
     finally:
         dist.destroy_process_group()
 
@@ -69,8 +73,8 @@ def test_two_processes_give_the_single_process_results(tmp_path, monkeypatch):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
     x, y = _ties()
     single = _results(embedding_set(x, y, device="cpu"))
-    for rank in (0, 1):
-        got = np.load(tmp_path / f"rank{rank}.npz")
+    for rank in ("alone", 0, 1):
+        got = np.load(tmp_path / (f"rank{rank}.npz" if rank != "alone" else "alone.npz"))
         assert sorted(got.files) == sorted(single)
         for key, want in single.items():
             np.testing.assert_array_equal(got[key], want, err_msg=f"rank {rank}: {key}")

@@ -3,8 +3,8 @@ with the same results as the CPU kernels (``_kernels``) bit for bit.
 
 Per block of the upper triangle, everything stays on the device: the float32 similarity
 matmul (full float32: TF32 would break the rounding bound), the decisions, and the int64
-accumulators, which come to the host once at the end of a pass. The host learns one number
-per block (the size of a compacted pair list) and never copies a block.
+accumulators, which come to the host once at the end of a pass. Per block the host only
+learns the sizes of one or two compacted pair lists (``nonzero``); no block is copied.
 
 Exactness: "d <= t" and the histogram bin of a float32 similarity are float32 comparisons
 against cut points found once (``similarity_bounds``). The pairs the kernels decide on the

@@ -1,23 +1,39 @@
 """The upper triangle's blocks shared among ``torch.distributed`` ranks (``torchrun``).
 
-When a process group is running, each rank streams only its own blocks (``owned``, a fixed
-assignment, so every rank knows who has what) and the per-block results are combined so that
-every rank ends with exactly the single-process numbers: integer counts are summed
-(``sum_over_ranks``, all-reduce SUM), and the exact distances collected for the quantile
-windows are gathered and sorted (``merge_windows``). Without a process group (or with one
-rank) every function is the identity. Used by ``pairs`` and ``device_pairs``; started by the
-``evaluate`` command (``tcm_core.cli``).
+Inside ``across_ranks()`` (all ranks must make the same metric calls), each rank streams only
+its own blocks (``owned``, a fixed assignment, so every rank knows who has what) and the
+per-block results are combined so that every rank ends with exactly the single-process
+numbers: integer counts are summed (``sum_over_ranks``, all-reduce SUM), and the exact
+distances collected for the quantile windows are gathered and sorted (``merge_windows``).
+Outside it, or without a process group, every function is the identity: a DDP training whose
+rank 0 evaluates alone must not wait for the others. Used by ``pairs`` and ``device_pairs``;
+the ``evaluate`` command (``tcm_core.cli``) opens it under ``torchrun``.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+_sharing = False  # inside across_ranks()
+
+
+@contextlib.contextmanager
+def across_ranks():
+    """Share the pair blocks among the process group's ranks for the metric calls inside."""
+    global _sharing
+    before, _sharing = _sharing, True
+    try:
+        yield
+    finally:
+        _sharing = before
+
 
 def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
+    if _sharing and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
