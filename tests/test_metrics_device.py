@@ -153,3 +153,22 @@ def test_tf32_setting_is_overridden_and_restored():
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_near_threshold_test_is_the_kernels():
+    """Distances at the edges of the thresholds' rounding bands, both sides, below the first
+    and above the last threshold: refined exactly where ``count_block`` refines."""
+    t = np.linspace(0.2, 1.8, 101)  # base also reaches below t[0] and above t[-1]
+    sim_tol = 128 * 6e-8
+    rng = np.random.default_rng(5)
+    base = rng.choice(t, 200_000) + rng.uniform(-3e-5, 3e-5, 200_000)
+    step = sim_tol / np.maximum(base, 1e-3)
+    d = np.concatenate([base, *(t.repeat(2000) + sgn * np.nextafter(sim_tol / t.repeat(2000), k)
+                                for sgn in (-1, 1) for k in (0, 1))])
+    d = np.concatenate([d, d + step[0] * 1e-12])
+    first = np.searchsorted(t, d, side="left")
+    tol = sim_tol / np.maximum(d, 1e-3)
+    want = ((first < t.size) & (t[np.minimum(first, t.size - 1)] - d <= tol)) | (
+        (first > 0) & (d - t[np.maximum(first - 1, 0)] <= tol))
+    got = device_pairs._near_threshold(torch.from_numpy(d), torch.from_numpy(first), torch.from_numpy(t), sim_tol)
+    np.testing.assert_array_equal(got.numpy(), want)

@@ -213,7 +213,8 @@ def _first_accepting(s: torch.Tensor, edges: torch.Tensor, sim_tol: float):
 def _near_threshold(d, first, edges, sim_tol):
     """``_kernels.count_block``'s test: d within the similarity rounding of a threshold."""
     k = edges.numel()
-    tol = sim_tol / d.clamp(min=1e-3)
+    # a tensor numerator: ``float / tensor`` is reciprocal-then-multiply in torch (two roundings)
+    tol = torch.tensor(sim_tol, dtype=d.dtype, device=d.device) / d.clamp(min=1e-3)
     above = (first < k) & (edges[first.clamp(max=k - 1)] - d <= tol)
     return above | ((first > 0) & (d - edges[(first - 1).clamp(min=0)] <= tol))
 
