@@ -7,7 +7,7 @@ three times (locating histogram, quantile windows, counts), so the ratio cannot 
 Without CUDA the GPU case is unmeasured: a small smoke run of the same device path on the CPU
 checks it against the numba kernels, bit for bit, and prints its timings instead.
 
-    .venv/bin/python bench/bench_opis_gpu.py                      # 1M x 128 on CUDA, 8 GiB budget
+    .venv/bin/python bench/bench_opis_gpu.py                      # 1M x 128 on CUDA
     .venv/bin/python bench/bench_opis_gpu.py --n 200000 --budget-gb 4
 """
 
@@ -121,15 +121,21 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=None, help="embeddings (default 1,000,000 on CUDA, 4,000 on the CPU)")
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--classes", type=int, default=1000)
-    ap.add_argument("--budget-gb", type=float, default=8.0, help="per-block temporaries, GiB")
+    ap.add_argument("--budget-gb", type=float, default=None,
+                    help="per-block temporaries, GiB (default: the library's, a quarter of the GPU's memory)")
     ap.add_argument("--cpu", action="store_true", help="the CPU smoke run even when CUDA is present")
     args = ap.parse_args()
-    budget = int(args.budget_gb * 2**30)
+    gpu = torch.cuda.is_available() and not args.cpu
+    if args.budget_gb is not None:
+        budget = int(args.budget_gb * 2**30)
+    else:
+        budget = device_pairs.memory_budget(device=torch.device("cuda" if gpu else "cpu"))
+        budget = budget if gpu else min(budget, 256 << 20)
     os.environ[device_pairs.BUDGET_ENV] = str(budget)
-    if torch.cuda.is_available() and not args.cpu:
+    if gpu:
         run_gpu(args.n or 1_000_000, args.d, args.classes, budget)
     else:
-        run_cpu_smoke(args.n or 4000, min(args.d, 64), min(args.classes, 40), min(budget, 256 << 20))
+        run_cpu_smoke(args.n or 4000, min(args.d, 64), min(args.classes, 40), budget)
 
 
 if __name__ == "__main__":

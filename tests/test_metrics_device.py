@@ -132,6 +132,8 @@ def test_blocks_follow_the_budget(monkeypatch):
     assert device_pairs.block_rows(1_000_000, 80, 16 << 30) == 214
     assert device_pairs.block_rows(1000, 80, 16 << 30) == 125  # at least ~8 blocks
     assert device_pairs.block_rows(10**9, 80, 1 << 20) == 1
+    monkeypatch.delenv(device_pairs.BUDGET_ENV, raising=False)
+    assert device_pairs.memory_budget(device=torch.device("cpu")) == device_pairs.CPU_BUDGET
     monkeypatch.setenv(device_pairs.BUDGET_ENV, "8e9")
     assert device_pairs.memory_budget() == 8 * 10**9
     assert device_pairs.memory_budget(1 << 21) == 1 << 21

@@ -12,8 +12,9 @@ exact float64 ``||a - b||`` (similarity >= ``REFINE_SIMILARITY``, or within floa
 of a threshold) get it here too, summed over the dimensions in the kernels' order so it is the
 same float64 number; they are batched across blocks (``_Refiner``) so its d sequential steps
 cost little. Blocks are sized from a memory budget: ``budget_bytes`` or the environment
-variable ``TCM_MEMORY_BUDGET_BYTES`` (default 2 GiB) bounds the per-block temporaries; the
-float32 embeddings and a float64 copy (12 n d bytes) stay on the device besides.
+variable ``TCM_MEMORY_BUDGET_BYTES`` (default: a quarter of the GPU's memory, 2 GiB on the
+CPU) bounds the per-block temporaries; the float32 embeddings and a float64 copy (12 n d
+bytes) stay on the device besides.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tcm_core.metrics import sharded, similarity_bounds
 from tcm_core.metrics.inputs import EmbeddingSet
 
 BUDGET_ENV = "TCM_MEMORY_BUDGET_BYTES"
-DEFAULT_BUDGET = 2 << 30
+CPU_BUDGET = 2 << 30
 COUNT_BYTES_PER_PAIR = 80  # the counting pass, when every pair of a block is below t_max
 SCAN_BYTES_PER_PAIR = 32  # the histogram and window passes
 MAX_REFINE_CHUNK = 1 << 22  # exact distances computed together
@@ -38,9 +39,12 @@ MAX_REFINE_CHUNK = 1 << 22  # exact distances computed together
 _EXACT = weakref.WeakKeyDictionary()  # EmbeddingSet -> its float64 embeddings on the device
 
 
-def memory_budget(budget_bytes: int | None = None) -> int:
-    """Bytes of per-block temporaries: the argument, else ``$TCM_MEMORY_BUDGET_BYTES``."""
-    raw = budget_bytes if budget_bytes is not None else os.environ.get(BUDGET_ENV, DEFAULT_BUDGET)
+def memory_budget(budget_bytes: int | None = None, device: torch.device | None = None) -> int:
+    """Bytes of per-block temporaries: the argument, else ``$TCM_MEMORY_BUDGET_BYTES``, else
+    the device's default."""
+    raw = budget_bytes if budget_bytes is not None else os.environ.get(BUDGET_ENV)
+    if raw is None:
+        return default_budget(device)
     try:
         budget = int(float(raw))
     except (TypeError, ValueError):
@@ -48,6 +52,12 @@ def memory_budget(budget_bytes: int | None = None) -> int:
     if budget < 1 << 20:
         raise TCMError(f"the memory budget must be at least 1 MiB (1048576 bytes); got {budget}")
     return budget
+
+
+def default_budget(device: torch.device | None) -> int:
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    return CPU_BUDGET
 
 
 def block_rows(n: int, bytes_per_pair: int, budget: int) -> int:
@@ -71,8 +81,8 @@ class DevicePairs:
     """One pass's view of an ``EmbeddingSet``: this rank's blocks and exact distances."""
 
     def __init__(self, es: EmbeddingSet, bytes_per_pair: int, budget_bytes: int | None = None):
-        budget = memory_budget(budget_bytes)
         self.es, self.device = es, es.embeddings.device
+        budget = memory_budget(budget_bytes, self.device)
         self.rows = block_rows(es.n, bytes_per_pair, budget)
         self.refine_chunk = int(min(MAX_REFINE_CHUNK, max(1024, budget // (24 * es.dim))))
         if es not in _EXACT or _EXACT[es].device != self.device:
