@@ -11,7 +11,7 @@ import numpy as np
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import ROOT
+from conftest import ROOT, clustered
 from test_metrics_device import _ties
 from tcm_core.metrics import EvalSettings, embedding_set, evaluate, pairs, sharded
 from tcm_core.metrics.thresholds import negative_distance_ranks
@@ -33,7 +33,9 @@ def test_blocks_are_dealt_out_once(monkeypatch):
 
 
 def _results(es) -> dict:
-    """Everything the passes feed, through both backends."""
+    """Everything the passes feed, through both backends; and for 40 samples (one block, so
+    rank 1 streams nothing)."""
+    tiny = embedding_set(*clustered(9, n=40, classes=4, dim=5), device="cpu")
     out = {}
     for name, use_kernels in [("kernels", True), ("device", False)]:
         pairs.USE_KERNELS = use_kernels
@@ -43,7 +45,9 @@ def _results(es) -> dict:
         values, at_or_below = negative_distance_ranks(es, [0, 3, 999, 5000])
         out.update({f"{name}_{k}": v for k, v in dict(
             quantiles=[lo, hi], pos=pos, neg=neg, grid_pos=gpos, grid_neg=gneg, rank_values=values,
-            at_or_below=at_or_below, histogram=pairs._negative_histogram(es)).items()})
+            at_or_below=at_or_below, histogram=pairs._negative_histogram(es),
+            tiny_quantiles=pairs.negative_distance_quantiles(tiny, [0.0, 0.1, 1.0]),
+            tiny_neg=pairs.accepted_counts(tiny, np.linspace(0.5, 1.5, 11))[1]).items()})
     pairs.USE_KERNELS = True
     return out
 

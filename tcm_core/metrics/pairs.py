@@ -126,13 +126,13 @@ def negative_distance_quantiles(es: EmbeddingSet, qs) -> np.ndarray:
 
 def _negative_histogram(es: EmbeddingSet) -> np.ndarray:
     """Counts of negative pairs per distance bin (``HIST_BINS`` bins over [0, 2])."""
-    if not _use_kernels(es):
-        return sharded.sum_over_ranks(device_pairs.negative_histogram(es, HIST_BINS))
-    out = np.zeros((_kernels.nb.get_num_threads(), HIST_BINS), dtype=np.int64)
-    emb, codes = _kernel_args(es)
-    for i0, sims in upper_blocks(es):
-        _kernels.negative_histogram_block(sims.numpy(), emb, i0, codes, out)
-    return sharded.sum_over_ranks(out.sum(axis=0))
+    if _use_kernels(es):
+        out = np.zeros((_kernels.nb.get_num_threads(), HIST_BINS), dtype=np.int64)
+        emb, codes = _kernel_args(es)
+        for i0, sims in upper_blocks(es):
+            _kernels.negative_histogram_block(sims.numpy(), emb, i0, codes, out)
+        return sharded.sum_over_ranks(out.sum(axis=0))
+    return sharded.sum_over_ranks(device_pairs.negative_histogram(es, HIST_BINS))
 
 
 def _rank_windows(hist: np.ndarray, ranks: np.ndarray) -> list[tuple[int, int]]:
@@ -159,7 +159,7 @@ def _collect_windows(es: EmbeddingSet, windows) -> list[tuple[int, np.ndarray]]:
     lo = np.array([w[0] for w in windows], dtype=np.int64)
     hi = np.array([w[1] for w in windows], dtype=np.int64)
     below = np.zeros(len(windows), dtype=np.int64)
-    parts: list[list[np.ndarray]] = [[] for _ in windows]
+    parts: list[list[np.ndarray]] = [[np.zeros(0)] for _ in windows]  # a rank may own no block
     for i0, sims in upper_blocks(es):
         counts, values = _window_values_kernel(es, i0, sims, lo, hi)
         below += counts
