@@ -237,8 +237,9 @@ def _distance_bins(d: torch.Tensor, nbins: int) -> torch.Tensor:
 
 
 class _Binner:
-    """Histogram bins of a block's negative pairs; ``dump`` where not a negative pair or
-    refined (those are handed to ``refiner`` with their row's tag)."""
+    """Histogram bins ``(r, m)`` int32 of a block's negative pairs, from the float32 cut
+    points; ``nbins`` (past the last bin) where not a negative pair, or where the kernels take
+    the exact distance: those go to ``refiner`` with tag -1."""
 
     def __init__(self, dp: DevicePairs, nbins: int):
         self.dp, self.nbins = dp, nbins
