@@ -24,9 +24,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tcm_core.metrics import embedding_set, opis, pairs  # noqa: E402
-from tcm_core.metrics import device_pairs  # noqa: E402
-from tcm_core.metrics.utility import utility_curves_from_set  # noqa: E402
+from tcm_core.metrics import (
+    device_pairs,
+    embedding_set,
+    opis,
+    pairs,
+)
+from tcm_core.metrics.utility import utility_curves_from_set
 
 
 def make_data(n: int, d: int, classes: int, device: torch.device, seed: int = 0):

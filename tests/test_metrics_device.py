@@ -7,11 +7,18 @@ import numba
 import numpy as np
 import pytest
 import torch
-
 from conftest import clustered
+
 from tcm_core.errors import TCMError
-from tcm_core.metrics import EvalSettings, embedding_set, evaluate, pairs, similarity_bounds
-from tcm_core.metrics import _kernels, device_pairs
+from tcm_core.metrics import (
+    EvalSettings,
+    _kernels,
+    device_pairs,
+    embedding_set,
+    evaluate,
+    pairs,
+    similarity_bounds,
+)
 from tcm_core.metrics.thresholds import negative_distance_ranks
 
 
@@ -60,7 +67,7 @@ def test_counts_identical(small_blocks, name, x, y):
     lo, hi = pairs.negative_distance_quantiles(es, [1e-3, 0.3])
     for t, exact in [(np.linspace(lo, hi, 51), True), (np.linspace(0.0, 2.0, 257), False),
                      (np.array([0.0, math.sqrt(2.0), 2.0]), True), (np.array([0.05, 0.06]), True)]:
-        (pk, nk), (pd, nd) = both(lambda es: pairs.accepted_counts(es, t, exact=exact), es)
+        (pk, nk), (pd, nd) = both(lambda es, t=t, exact=exact: pairs.accepted_counts(es, t, exact=exact), es)
         np.testing.assert_array_equal(pd, pk)
         np.testing.assert_array_equal(nd, nk)
 
@@ -86,7 +93,7 @@ def test_far_band_ends_on_ties_and_whole_evaluation_identical(small_blocks):
     x, y = _ties()  # negatives at distance 0 up to FAR 0.049, sqrt(2) from 0.36 to 0.65, 2 above 0.95
     for far_range, ends in [((0.02, 0.5), [0.0, math.sqrt(2.0)]), ((0.4, 0.97), [math.sqrt(2.0), 2.0])]:
         settings = EvalSettings(far_range=far_range, num_thresholds=101)
-        k, d = both(lambda _: evaluate(x, y, settings, device="cpu").to_dict(), None)
+        k, d = both(lambda _, s=settings: evaluate(x, y, s, device="cpu").to_dict(), None)
         assert d == k
         assert [k["t_min"], k["t_max"]] == ends  # both ends on tied values
 

@@ -66,10 +66,12 @@ def sum_over_ranks(counts: np.ndarray) -> np.ndarray:
 def merge_windows(collected: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
     """Per quantile window ``(below, sorted values)`` of this rank -> the same over all ranks:
     counts below summed, values gathered and sorted."""
-    rank, world = rank_and_world()
+    world = rank_and_world()[1]
     if world == 1:
         return collected
-    from tcm_core.training.distributed import gather_rows  # padded all_gather, rank order
+    from tcm_core.training.distributed import (
+        gather_rows,  # padded all_gather, rank order
+    )
 
     below = sum_over_ranks(np.array([b for b, _ in collected], dtype=np.int64))
     sizes = torch.tensor([v.size for _, v in collected], dtype=torch.int64, device=_device())
