@@ -42,11 +42,21 @@ def _eval_settings(args):
 
 def _cmd_evaluate(args) -> int:
     from tcm_core.io import load_embeddings
-    from tcm_core.metrics import evaluate
+    from tcm_core.metrics import evaluate, sharded
+    from tcm_core.metrics.inputs import default_metric_device
+    from tcm_core.training import distributed as ddp
 
     settings = _eval_settings(args)
     embeddings, labels = load_embeddings(args.file)
-    result = evaluate(embeddings, labels, settings)
+    # under torchrun (WORLD_SIZE > 1) the ranks share the pair blocks; rank 0 prints
+    rank, _, device = ddp.init(default_metric_device())
+    try:
+        with sharded.across_ranks():
+            result = evaluate(embeddings, labels, settings, device=device)
+    finally:
+        ddp.shutdown()
+    if rank != 0:
+        return 0
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

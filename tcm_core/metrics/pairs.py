@@ -3,7 +3,9 @@
 Nothing here ever holds the n x n similarity matrix: each block is ``rows x (n - i0)`` of the
 upper triangle, sized to a memory budget, so 50,000 x 512 embeddings stay well under 4 GB.
 The similarity matmul runs in torch (on the GPU when there is one); the per-pair counting runs
-in fused numba kernels on the CPU (``_kernels``) and in torch tensor operations elsewhere.
+in fused numba kernels on the CPU (``_kernels``) and in torch tensor operations on the device
+elsewhere (``device_pairs``). Under ``torchrun`` each rank streams its share of the blocks and
+the results are combined exactly (``sharded``).
 Distances are float64 ``sqrt(2 - 2 s)`` of the float32 cosine similarity s, and the direct
 ``||a - b||`` for close pairs where that formula loses digits (METHOD.md, "Conventions").
 """
@@ -13,9 +15,8 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
-import torch
 
-from tcm_core.metrics import _kernels
+from tcm_core.metrics import _kernels, device_pairs, sharded
 from tcm_core.metrics.inputs import EmbeddingSet
 
 BLOCK_BYTES = 128 << 20  # similarity block per step (torch path: ~10x that in temporaries)
@@ -45,7 +46,7 @@ def upper_blocks(es: EmbeddingSet, block_bytes: int = BLOCK_BYTES) -> Iterator[t
     per_row = (4 if es.embeddings.device.type == "cpu" else 40) * n
     # at least ~8 blocks, so that the skipped lower triangle saves about half the matmul
     rows = int(max(1, min(block_bytes // per_row, max(64, -(-n // 8)))))
-    for i0 in range(0, n, rows):
+    for i0 in sharded.owned(range(0, n, rows)):
         yield i0, es.embeddings[i0 : i0 + rows] @ es.embeddings[i0:].T
 
 
@@ -60,31 +61,9 @@ def _codes_np(es: EmbeddingSet) -> np.ndarray:
     return es.codes.cpu().numpy()
 
 
-def _upper_mask(sims: torch.Tensor) -> torch.Tensor:
-    r = sims.shape[0]
-    valid = torch.ones_like(sims, dtype=torch.bool)
-    valid[:, :r] = torch.ones(r, r, dtype=torch.bool, device=sims.device).triu(1)
-    return valid
-
-
 def _similarity_tolerance(es: EmbeddingSet) -> float:
     """Bound on the float32 rounding error of a cosine similarity in dimension d."""
     return max(1e-6, es.dim * 6e-8)
-
-
-def _refine(es: EmbeddingSet, i0: int, d: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Replace ``d`` where ``mask`` by the exact float64 ``||a - b||``."""
-    rows, cols = mask.nonzero(as_tuple=True)
-    if rows.numel():
-        e = torch.from_numpy(es.exact).to(d.device)
-        d[rows, cols] = (e[i0 + rows] - e[i0 + cols]).norm(dim=1)
-    return d
-
-
-def _torch_distances(es: EmbeddingSet, i0: int, sims: torch.Tensor) -> torch.Tensor:
-    """float64 distances of a block; close pairs refined as in ``_kernels.pair_distance``."""
-    d = (2.0 - 2.0 * sims.double()).clamp_(min=0.0).sqrt_()
-    return _refine(es, i0, d, sims >= _kernels.REFINE_SIMILARITY)
 
 
 def _kernel_args(es: EmbeddingSet):
@@ -102,7 +81,8 @@ def accepted_counts(es: EmbeddingSet, thresholds, exact: bool = True) -> tuple[n
     """
     t = np.ascontiguousarray(thresholds, dtype=np.float64)
     tol = _similarity_tolerance(es) if exact else 0.0
-    counts = _counts_kernel(es, t, tol) if _use_kernels(es) else _counts_torch(es, t, tol)  # (C, 2, k+1)
+    counts = _counts_kernel(es, t, tol) if _use_kernels(es) else device_pairs.counts(es, t, tol)  # (C, 2, k+1)
+    counts = sharded.sum_over_ranks(counts)
     cum = counts.cumsum(axis=-1)[..., : t.size]
     return cum[:, 0], cum[:, 1]
 
@@ -116,28 +96,6 @@ def _counts_kernel(es: EmbeddingSet, t: np.ndarray, tol: float) -> np.ndarray:
     for i0, sims in upper_blocks(es):
         _kernels.count_block(sims.numpy(), emb, i0, codes, t, inv_step, tol, out)
     return out.sum(axis=0).reshape(c, 2, t.size + 1)
-
-
-def _counts_torch(es: EmbeddingSet, t: np.ndarray, tol: float) -> np.ndarray:
-    k, c = t.size, len(es.classes)
-    edges = torch.tensor(t, dtype=torch.float64, device=es.embeddings.device)
-    stride, dump = k + 1, 2 * c * (k + 1)
-    hist = torch.zeros(dump + 1, dtype=torch.int64, device=es.embeddings.device)
-    for i0, sims in upper_blocks(es):
-        r = sims.shape[0]
-        valid = _upper_mask(sims)
-        d = _torch_distances(es, i0, sims)
-        first = torch.bucketize(d, edges)  # first threshold with d <= t
-        if tol > 0:
-            gap = torch.minimum((edges[first.clamp(max=k - 1)] - d).abs(), (d - edges[(first - 1).clamp(min=0)]).abs())
-            first = torch.bucketize(_refine(es, i0, d, gap <= tol / d.clamp(min=1e-3)), edges)
-        rc, cc = es.codes[i0 : i0 + r, None], es.codes[None, i0:]
-        neg = rc != cc
-        row_key = ((rc * 2 + neg) * stride + first).masked_fill_(~valid, dump)
-        col_key = ((cc * 2 + 1) * stride + first).masked_fill_(~(valid & neg), dump)
-        hist += torch.bincount(row_key.view(-1), minlength=dump + 1)
-        hist += torch.bincount(col_key.view(-1), minlength=dump + 1)
-    return hist[:-1].view(c, 2, stride).cpu().numpy()
 
 
 # ---------------------------------------------------------------- exact quantiles
@@ -173,23 +131,8 @@ def _negative_histogram(es: EmbeddingSet) -> np.ndarray:
         emb, codes = _kernel_args(es)
         for i0, sims in upper_blocks(es):
             _kernels.negative_histogram_block(sims.numpy(), emb, i0, codes, out)
-        return out.sum(axis=0)
-    hist = torch.zeros(HIST_BINS + 1, dtype=torch.int64, device=es.embeddings.device)
-    for i0, sims in upper_blocks(es):
-        b = _torch_bins(es, i0, sims).masked_fill_(~_torch_negatives(es, i0, sims), HIST_BINS)
-        hist += torch.bincount(b.view(-1), minlength=HIST_BINS + 1)
-    return hist[:HIST_BINS].cpu().numpy()
-
-
-def _torch_bins(es: EmbeddingSet, i0: int, sims: torch.Tensor) -> torch.Tensor:
-    """Same binning as ``_kernels.distance_bin``."""
-    d = _torch_distances(es, i0, sims)
-    return (d * (HIST_BINS / 2.0)).long().clamp_(max=HIST_BINS - 1)
-
-
-def _torch_negatives(es: EmbeddingSet, i0: int, sims: torch.Tensor) -> torch.Tensor:
-    r = sims.shape[0]
-    return _upper_mask(sims) & (es.codes[i0 : i0 + r, None] != es.codes[None, i0:])
+        return sharded.sum_over_ranks(out.sum(axis=0))
+    return sharded.sum_over_ranks(device_pairs.negative_histogram(es, HIST_BINS))
 
 
 def _rank_windows(hist: np.ndarray, ranks: np.ndarray) -> list[tuple[int, int]]:
@@ -211,25 +154,18 @@ def _rank_windows(hist: np.ndarray, ranks: np.ndarray) -> list[tuple[int, int]]:
 
 def _collect_windows(es: EmbeddingSet, windows) -> list[tuple[int, np.ndarray]]:
     """Per window: (negatives below it, its distances sorted ascending); one pass."""
+    if not _use_kernels(es):
+        return sharded.merge_windows(device_pairs.collect_windows(es, windows, HIST_BINS))
     lo = np.array([w[0] for w in windows], dtype=np.int64)
     hi = np.array([w[1] for w in windows], dtype=np.int64)
     below = np.zeros(len(windows), dtype=np.int64)
-    parts: list[list[np.ndarray]] = [[] for _ in windows]
+    parts: list[list[np.ndarray]] = [[np.zeros(0)] for _ in windows]  # a rank may own no block
     for i0, sims in upper_blocks(es):
-        if _use_kernels(es):
-            counts, values = _window_values_kernel(es, i0, sims, lo, hi)
-            below += counts
-        else:
-            d = _torch_distances(es, i0, sims)
-            b = _torch_bins(es, i0, sims).masked_fill_(~_torch_negatives(es, i0, sims), HIST_BINS)
-            values = []
-            for w in range(len(windows)):
-                below[w] += int((b < lo[w]).sum())
-                inside = (b >= lo[w]) & (b <= hi[w])
-                values.append(_refine(es, i0, d.clone(), inside)[inside].cpu().numpy())
+        counts, values = _window_values_kernel(es, i0, sims, lo, hi)
+        below += counts
         for w in range(len(windows)):
             parts[w].append(values[w])
-    return [(int(below[w]), np.sort(np.concatenate(parts[w]))) for w in range(len(windows))]
+    return sharded.merge_windows([(int(below[w]), np.sort(np.concatenate(parts[w]))) for w in range(len(windows))])
 
 
 def _window_values_kernel(es, i0, sims, lo, hi):
