@@ -32,7 +32,7 @@ from tcm_core.tasks.requests import KINDS, JobRequest
 from tcm_core.tasks.worker import WorkerTask, worker_env
 
 STATE = "queue.json"
-WATCH_WINDOW = 10.0  # seconds a session counts as watching after its last poll
+WATCH_WINDOW = 25.0  # seconds a session counts as watching after its last poll (polls come every 1-10 s)
 
 
 def available_cores() -> int:
