@@ -34,9 +34,9 @@ JOB = "job_id"  # this session's training job
 OWNER = "owner_id"  # this session's id in the job queue: only a job's owners may stop it
 ANNOUNCED = "announced"  # the finished job the run picker was last refreshed for
 SUGGESTED_MARGINS = "suggested_margins"  # (m+, m-) sent from the margins page to the Train page
-RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain
-TUNE = "tune_task"  # the margins page's Optuna margin search (tcm_core.tasks.tune.TuneTask)
-RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (RecheckTask)
+RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain (its queued job; the result in its progress)
+TUNE = "tune_task"  # the margins page's Optuna margin search (its queued job, running a TuneTask)
+RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (its queued RecheckTask job)
 SEED = "seed"  # the seed picked inside a repeats entry
 PICKED_POINT = "picked_point"  # the accuracy page's last clicked point (study, split, cell, side)
 

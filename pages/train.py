@@ -92,7 +92,8 @@ try:
 except TCMError as exc:
     show_error(exc)
 
-listed = queue.jobs()  # this session's job, else its newest, else the newest of all (to watch)
-job = next((j for j in listed if j.job_id == st.session_state.get(JOB)), None) or next(iter(queue.jobs(owner) or listed), None)
+listed = [j for j in queue.jobs() if j.request.kind == "train"]  # trainings only (the queue holds searches too)
+mine = [j for j in listed if owner in j.owners]  # this session's job, else its newest, else the newest (to watch)
+job = next((j for j in listed if j.job_id == st.session_state.get(JOB)), None) or next(iter(mine or listed), None)
 if job is not None:
     st.fragment(progress_ui, run_every=None if job.done else queue.watch(owner))(job)
