@@ -14,7 +14,7 @@ from tcm_core.tasks import queue as queue_mod
 from tcm_core.tasks import requests, training_job
 from tcm_core.tasks.base import BackgroundTask, TaskStatus
 from tcm_core.tasks.queue import JobQueue, default_workers, estimate_wait, poll_interval
-from tcm_core.tasks.requests import Kind, JobRequest, train_request
+from tcm_core.tasks.requests import JobRequest, Kind, train_request
 from tcm_core.training import TrainConfig, run_cache, runs
 from tcm_core.training.callbacks import TrainingStopped
 

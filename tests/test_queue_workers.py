@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import ROOT
+
 from tcm_core.tasks.base import TaskStatus
 from tcm_core.tasks.queue import STATE, JobQueue
 from tcm_core.tasks.requests import train_request
 from tcm_core.training import TrainConfig, runs
-
-from conftest import ROOT
 
 ONE_RUN = dict(dataset="digits", epochs=4, batch_size=32, samples_per_class=4, embedding_dim=8,
                loss="multi_similarity", device="cpu", max_train_samples=400, max_test_samples=200)
