@@ -2,6 +2,7 @@
 # TCM Explorer's two entry points. Both create the virtual environment at .venv when it is
 # missing and (re)install requirements.txt when it changed, then:
 #   bash run.sh app  [streamlit options]   start the app on http://localhost:8501
+#   bash run.sh app --classroom [...]       the same, with the Train form a lesson needs (TCM_CLASSROOM=1)
 #   bash run.sh test [pytest options]      run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,7 +44,11 @@ browser() {
 case "${1:-}" in
   app)
     setup
-    exec .venv/bin/python -m streamlit run app.py "${@:2}"
+    args=()
+    for a in "${@:2}"; do
+      if [ "$a" = "--classroom" ]; then export TCM_CLASSROOM=1; else args+=("$a"); fi
+    done
+    exec .venv/bin/python -m streamlit run app.py ${args[@]+"${args[@]}"}
     ;;
   test)
     setup

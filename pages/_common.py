@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import dataclasses
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +36,12 @@ EXAMPLES = ROOT / "assets" / "examples"
 # session-state keys shared between pages (and read by the tests)
 PAIR = "pair_label"  # the run pair picked in the sidebar
 JOB = "job_id"  # this session's training job
+OWNER = "owner_id"  # this session's id in the job queue: only a job's owners may stop it
 ANNOUNCED = "announced"  # the finished job the run picker was last refreshed for
 SUGGESTED_MARGINS = "suggested_margins"  # (m+, m-) sent from the margins page to the Train page
-RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain
-TUNE = "tune_task"  # the margins page's Optuna margin search (tcm_core.tasks.tune.TuneTask)
-RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (RecheckTask)
+RETRAIN_RESULT = "mg_result"  # the margins page's last quick retrain (its queued job; the result in its progress)
+TUNE = "tune_task"  # the margins page's Optuna margin search (its queued job, running a TuneTask)
+RECHECK = "recheck_task"  # the margins page's re-check of chosen margins with repeats (its queued RecheckTask job)
 SEED = "seed"  # the seed picked inside a repeats entry
 PICKED_POINT = "picked_point"  # the accuracy page's last clicked point (study, split, cell, side)
 
@@ -343,8 +345,20 @@ def show_error(exc: Exception) -> None:
 
 
 @st.cache_resource
-def job_manager():
-    """One background-job registry for the whole server (training saturates the CPU)."""
-    from tcm_core.tasks.training_job import JobManager
+def _queue(root: str):
+    from tcm_core.tasks.queue import JobQueue
 
-    return JobManager()
+    return JobQueue(root)
+
+
+def job_manager():
+    """The server's one queue of background work (``tcm_core.tasks.queue``), shared by every
+    session; saved in ``queue.json`` under the runs folder, so it outlives a restart."""
+    return _queue(str(runs_root()))
+
+
+def session_owner() -> str:
+    """This session's owner id in the queue (a uuid kept in its state)."""
+    if OWNER not in st.session_state:
+        st.session_state[OWNER] = uuid.uuid4().hex[:12]
+    return st.session_state[OWNER]

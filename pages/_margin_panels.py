@@ -1,6 +1,7 @@
 """The margins page's long panels: the quick retrain (validation chosen on, test beside) and
 the Optuna margin search (settings, progress, the Pareto front, trial actions and the re-check
-with repeats)."""
+with repeats). All three run in the server's queue (``tcm_core.tasks.queue``); session state
+holds this session's jobs, and each panel polls its job in a fragment."""
 
 import hashlib
 import json
@@ -8,31 +9,63 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._common import (PAIR, RECHECK, RETRAIN_RESULT, SUGGESTED_MARGINS, TUNE, metric_pair, run_config, runs_root,
-                           show_error)
+from pages._common import (PAIR, RECHECK, RETRAIN_RESULT, SUGGESTED_MARGINS, TUNE, job_manager, metric_pair,
+                           run_config, runs_root, session_owner, show_error)
 from tcm_core.experiments.tune import DEFAULT_TRIALS, TuneSpec, best_trial, trials_frame
-from tcm_core.tasks.tune import RecheckTask, TuneTask
-from tcm_core.training.retrain import ProgressCallback, retrain
+from tcm_core.tasks.requests import recheck_request, retrain_request, tune_request
+from tcm_core.training import TrainConfig
 from tcm_core.training.runs import new_run_dir
 from tcm_core.viz.margins import (finished_trials, grid_heatmaps, pareto_figure, recheck_caption, retrain_caption,
                                   trial_text, tune_caption, tune_status)
 
 
+def submit(key: str, request) -> None:
+    """Queue ``request`` for this session and keep its job under ``key`` (errors shown)."""
+    try:
+        st.session_state[key] = job_manager().submit(request, session_owner())
+    except Exception as exc:  # noqa: BLE001 -- shown, never a traceback
+        show_error(exc)
+
+
+def watch(panel, job) -> None:
+    """Draw ``panel(job)`` in a fragment that polls while the job is not done."""
+    st.fragment(panel, run_every=None if job.done else job_manager().watch(session_owner()))(job)
+
+
+def job_status(job, what: str) -> bool:
+    """A job's bar, place in the queue, Stop (for its owners) and error; True once it finished.
+    When it ends, the page reruns once so its fragment stops polling."""
+    queue, owner, snap = job_manager(), session_owner(), job.snapshot()
+    if snap.status == "queued":
+        st.info(f"{what} is queued: number {queue.position(job.job_id)}, {len(queue.running())} of "
+                f"{queue.workers} worker(s) busy.")
+    elif not snap.done:
+        st.progress(snap.fraction or 0.0, text=snap.stage or "starting")
+        if owner in job.owners and st.button(f"Stop {what.lower()}", icon=":material/stop:"):
+            queue.stop(job.job_id, owner)
+    if snap.error:
+        st.error(snap.error)
+    if snap.done and st.session_state.get(f"ended-{job.job_id}") is None:
+        st.session_state[f"ended-{job.job_id}"] = True
+        st.rerun()
+    return snap.status == "finished"
+
+
 def retrain_ui(pair, m_pos, m_neg, l_pos, l_neg) -> None:
-    """The margins page's "Retrain with these margins": the button, progress, and the retrained
-    pair's validation (chosen on) and test (reported) changes with their intervals."""
+    """The margins page's "Retrain with these margins": the button, then the queued retrain's
+    progress and the retrained pair's validation (chosen on) and test (reported) changes."""
     if st.button("Retrain with these margins", type="primary"):
-        bar = st.progress(0.0, text="starting")
         out = new_run_dir(runs_root(), "retrain", f"mp{m_pos:.2f}", f"mn{m_neg:.2f}")
-        try:
-            st.session_state[RETRAIN_RESULT] = retrain(
-                run_config(pair.tcm), m_pos, m_neg, out, lambda_pos=l_pos, lambda_neg=l_neg, baseline=pair.baseline,
-                callback=ProgressCallback(lambda f, t: bar.progress(f, text=t)))
-        except Exception as exc:  # noqa: BLE001 -- shown, never a traceback
-            show_error(exc)
-        bar.empty()
-    res = st.session_state.get(RETRAIN_RESULT)
-    if res is None:
+        submit(RETRAIN_RESULT, retrain_request(run_config(pair.tcm), m_pos, m_neg, out, lambda_pos=l_pos,
+                                               lambda_neg=l_neg, baseline=pair.baseline))
+    if (job := st.session_state.get(RETRAIN_RESULT)) is not None:
+        watch(retrain_panel, job)
+
+
+def retrain_panel(job) -> None:
+    if not job_status(job, "Retrain"):
+        return
+    if (res := job.snapshot().progress.result) is None:  # finished before a server restart: not kept
         return
     names = ("baseline", "retrained")
     if res.val_opis is None:
@@ -88,33 +121,31 @@ def search_ui(pair) -> None:
     running = task is not None and not task.done
     if spec is not None and st.button("Start search", icon=":material/travel_explore:", disabled=running,
                                       help="Start again with the same settings to resume a search where it stopped"):
-        try:
-            out = runs_root() / search_name(pair, spec)
-            st.session_state[TUNE] = TuneTask(run_config(pair.tcm), pair.baseline, out, spec,
-                                              trials_dir=runs_root()).start()
-        except Exception as exc:  # noqa: BLE001 -- shown, never a traceback
-            show_error(exc)
+        out = runs_root() / search_name(pair, spec)
+        submit(TUNE, tune_request(run_config(pair.tcm), pair.baseline, out, spec, trials_dir=runs_root()))
     if (task := st.session_state.get(TUNE)) is not None:
-        st.fragment(search_panel, run_every=None if task.done else 1.0)(task)
+        watch(search_panel, task)
     if (check := st.session_state.get(RECHECK)) is not None:
-        st.fragment(recheck_panel, run_every=None if check.done else 1.0)(check)
+        watch(recheck_panel, check)
+
+
+def _spec(job) -> TuneSpec:
+    return TuneSpec.from_dict(job.request.args["spec"])
 
 
 def search_panel(task) -> None:
     """A search's progress, Pareto figure (and grid heatmaps), and what to do with a trial."""
     snap = task.snapshot()
-    st.progress(snap.fraction or 0.0, text=tune_status(snap))
-    if not snap.done and st.button("Stop search", icon=":material/stop:"):
-        task.stop()
-    if snap.error:
-        st.error(snap.error)
+    if snap.status != "queued":
+        st.caption(tune_status(snap))
+    job_status(task, "Search")
     df = trials_frame(snap.progress.trials)
     if finished_trials(df).empty:
         return
     best = best_trial(df)
     number = None if best is None else int(best["number"])
     st.plotly_chart(pareto_figure(df, number), width="stretch")
-    if task.spec.sampler == "grid":
+    if _spec(task).sampler == "grid":
         st.plotly_chart(grid_heatmaps(df, number), width="stretch")
     st.caption(tune_caption(df))
     trial_actions_ui(task, finished_trials(df), best)
@@ -142,24 +173,17 @@ def trial_actions_ui(task, rows, best) -> None:
                    help="Trains the picked trial's margins as repeats with the run's whole budget"):
         margins = (float(row["margin_pos"]), float(row["margin_neg"]))
         out = runs_root() / f"{task.out.name}-recheck-mp{margins[0]:.2f}-mn{margins[1]:.2f}"
-        try:
-            st.session_state[RECHECK] = RecheckTask(task.config, *margins, out, RECHECK_SEEDS,
-                                                    lambda_pos=task.spec.lambda_pos,
-                                                    lambda_neg=task.spec.lambda_neg).start()
-        except Exception as exc:  # noqa: BLE001 -- shown, never a traceback
-            show_error(exc)
+        submit(RECHECK, recheck_request(TrainConfig.from_dict(task.request.args["config"]), *margins, out,
+                                        RECHECK_SEEDS, lambda_pos=_spec(task).lambda_pos,
+                                        lambda_neg=_spec(task).lambda_neg))
         st.rerun()
 
 
 def recheck_panel(task) -> None:
     """A re-check's progress, then +TCM's change on the test classes across seeds."""
     snap, p = task.snapshot(), task.snapshot().progress
-    st.progress(snap.fraction or 0.0, text=f"Re-check of m⁺ {p.margin_pos:g}, m⁻ {p.margin_neg:g} on "
-                                           f"{len(p.seeds)} seeds: {snap.status.value}, {snap.stage}")
-    if not snap.done and st.button("Stop re-check", icon=":material/stop:"):
-        task.stop()
-    if snap.error:
-        st.error(snap.error)
+    st.caption(f"Re-check of m⁺ {p.margin_pos:g}, m⁻ {p.margin_neg:g} on {len(p.seeds)} seeds: {snap.status.value}")
+    job_status(task, "Re-check")
     if (r := p.result) is None:
         return
     c = st.columns(4)

@@ -1,9 +1,8 @@
-"""Background training jobs on the 8x8 digits: progress snapshots, stop/resume, errors, and
-the shared one-at-a-time registry."""
+"""Background training jobs on the 8x8 digits: progress snapshots, stop/resume and errors (the
+queue that schedules them: test_queue.py)."""
 
 import dataclasses
 import json
-import threading
 import time
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from tcm_core.errors import TCMError
 from tcm_core.tasks import training_job as jobs
 from tcm_core.tasks.base import TERMINAL, TaskStatus
-from tcm_core.tasks.training_job import JobManager, RunProgress, TrainingJob, TrainingProgress
+from tcm_core.tasks.training_job import RunProgress, TrainingJob, TrainingProgress
 from tcm_core.training import TrainConfig, runs, train
 from tcm_core.training.records import EpochRecord
 
@@ -121,46 +120,3 @@ def test_unexpected_error_is_one_line_with_traceback_kept(tmp_path, monkeypatch)
     assert snap.status == TaskStatus.FAILED
     assert snap.error == "unexpected error: RuntimeError: tensor on fire"
     assert "Traceback" in snap.detail and "second line" in snap.detail
-
-
-def test_manager_runs_one_job_at_a_time(tmp_path):
-    manager = JobManager()
-    first = manager.submit(TrainConfig(**dict(FAST, epochs=1)), tmp_path / "a", compare=False)
-    assert manager.active() == [first] and manager.get(first.job_id) is first
-    with pytest.raises(TCMError, match="already running"):
-        manager.submit(TrainConfig(**FAST), tmp_path / "b")
-    assert first.wait(TIMEOUT) and first.snapshot().status == TaskStatus.FINISHED
-    assert (tmp_path / "a" / runs.METRICS).is_file()  # exactly the folder asked for
-
-    second = manager.submit(TrainConfig(**FAST), tmp_path / "b")
-    second.stop()  # stops at its first step: no checkpoint, so nothing to resume
-    asked = time.monotonic()
-    assert second.wait(10) and second.snapshot().status == TaskStatus.STOPPED
-    assert time.monotonic() - asked < 10
-    assert not second.resumable
-    with pytest.raises(TCMError, match="cannot be resumed"):
-        manager.resume(second.job_id)
-    assert manager.jobs() == [second, first] and manager.active() == []
-    with pytest.raises(TCMError, match="no training job"):
-        manager.get("nope")
-
-
-def test_manager_concurrent_submits_start_one_job(tmp_path):
-    manager, started, refused = JobManager(), [], []
-    gate = threading.Barrier(4)
-
-    def submit(i):
-        gate.wait()
-        try:
-            started.append(manager.submit(TrainConfig(**FAST), tmp_path / str(i)))
-        except TCMError:
-            refused.append(i)
-
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(started) == 1 and len(refused) == 3
-    started[0].stop()
-    assert started[0].wait(TIMEOUT) and manager.jobs() == started

@@ -22,6 +22,15 @@ from tcm_core.errors import TCMError
 from tcm_core.training.callbacks import TrainingStopped
 
 
+class TaskFailed(TCMError):
+    """A failure reported from elsewhere (a worker process): its message, and the traceback of
+    an unexpected error there (``detail``) for the logs."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
+
 class TaskStatus(str, enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -87,6 +96,17 @@ class BackgroundTask:
         """Ask the work to stop at its next check of ``should_stop()``."""
         self._stop.set()
 
+    def settle(self, status: TaskStatus, stage: str, error: str | None = None) -> bool:
+        """End a task that never started, with ``status`` and ``stage`` saying why (a queued job
+        cancelled; a job restored after a server restart); False if it had started or ended."""
+        if status not in TERMINAL:
+            raise ValueError(f"settle needs an end status; got {status}")
+        with self._lock:
+            if self._thread is not None or self.done:
+                return False
+            self._set(status=status, stage=stage, error=error, fraction=1.0 if status == TaskStatus.FINISHED else None)
+            return True
+
     def should_stop(self) -> bool:
         return self._stop.is_set()
 
@@ -120,7 +140,7 @@ class BackgroundTask:
         except TrainingStopped as exc:
             outcome = dict(status=TaskStatus.STOPPED, stage=str(exc) or "stopped")
         except TCMError as exc:
-            outcome = dict(status=TaskStatus.FAILED, error=str(exc))
+            outcome = dict(status=TaskStatus.FAILED, error=str(exc), detail=getattr(exc, "detail", None))
         except Exception as exc:  # a bug: one line for the page, the traceback for the logs
             first = (str(exc).splitlines() or [""])[0]
             outcome = dict(status=TaskStatus.FAILED, error=f"unexpected error: {type(exc).__name__}: {first}",

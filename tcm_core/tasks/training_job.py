@@ -2,14 +2,13 @@
 
 A ``TrainingJob`` is a ``BackgroundTask`` that runs ``training.train`` and is its own (recording)
 engine callback: its snapshot's ``progress`` is a ``TrainingProgress`` (each run's epochs, steps
-and ``EpochRecord``s). ``JobManager`` is the one registry the app shares across sessions
-(``st.cache_resource``); it runs one job at a time because CPU training saturates the cores.
+and ``EpochRecord``s). The app runs it through the one queue of background work
+(``tasks.queue``), in a worker process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,11 @@ from pathlib import Path
 from tcm_core.errors import TCMError
 from tcm_core.tasks.base import BackgroundTask, TaskStatus
 from tcm_core.training import runs
-from tcm_core.training.repeats import check_seeds, train_repeats
 from tcm_core.training.callbacks import Callback
 from tcm_core.training.config import TrainConfig
 from tcm_core.training.engine import train
 from tcm_core.training.records import EpochRecord, load_history
+from tcm_core.training.repeats import check_seeds, train_repeats
 
 
 @dataclass(frozen=True)
@@ -155,47 +154,3 @@ class TrainingJob(BackgroundTask, Callback):
 
     def on_run_end(self, run: str, metrics: dict) -> None:
         self._update_run(run, finished=True)
-
-
-class JobManager:
-    """Thread-safe registry of jobs, shared by every session; ``max_running`` at a time."""
-
-    def __init__(self, max_running: int = 1):
-        self.max_running = max_running
-        self._lock = threading.Lock()
-        self._jobs: dict[str, TrainingJob] = {}
-
-    def submit(self, config: TrainConfig, out, compare: bool = True, resume: bool = False,
-               seeds=()) -> TrainingJob:
-        """Start a job training into ``out`` exactly (``seeds``: one pair per seed); refuses
-        while ``max_running`` jobs run."""
-        return self._start(TrainingJob(config, out, compare, resume, seeds))
-
-    def resume(self, job_id: str) -> TrainingJob:
-        """Continue a stopped or failed job's folder as a new job."""
-        return self._start(self.get(job_id).resume(start=False))
-
-    def _start(self, job: TrainingJob) -> TrainingJob:
-        with self._lock:  # check and start at once, so two sessions cannot both start one
-            if len(self._active()) >= self.max_running:
-                raise TCMError("a training job is already running; stop it or wait")
-            self._jobs[job.job_id] = job
-            return job.start()
-
-    def get(self, job_id: str) -> TrainingJob:
-        with self._lock:
-            if job_id not in self._jobs:
-                raise TCMError(f"no training job {job_id!r}; it may belong to an earlier app session")
-            return self._jobs[job_id]
-
-    def jobs(self) -> list[TrainingJob]:
-        """All jobs, newest first."""
-        with self._lock:
-            return list(reversed(self._jobs.values()))
-
-    def active(self) -> list[TrainingJob]:
-        with self._lock:
-            return self._active()
-
-    def _active(self) -> list[TrainingJob]:
-        return [j for j in self._jobs.values() if not j.done]
