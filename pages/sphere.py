@@ -83,8 +83,11 @@ def _projection(pair, n: int, polling: bool):
     else:
         xy = [pca_2d(load_run(p)[2])[j.indices] for p, j in zip(paths, jobs)]
         what = "PCA (first two components)"
-    st.plotly_chart(fig := _figure(str(pair.baseline), pair.tcm and str(pair.tcm), kappa, n_points), width="stretch")
-    figure_downloads(fig, "embeddings_sphere" if x.shape[1] == 3 else "embeddings_circle")
+    fig = (projection_pair_figure(xy[0], jobs[0].labels, xy[1], jobs[1].labels) if len(jobs) == 2
+           else projection_figure(xy[0], jobs[0].labels, title=pair.name))
+    st.plotly_chart(fig, width="stretch")
+    if not polling:  # no export buttons while the fragment redraws every 2 s
+        figure_downloads(fig, "embeddings_umap" if ready else "embeddings_pca")
     note = "" if ready or failed else " UMAP is being computed in the background; the view switches when it is ready."
     st.caption(f"{what} of a class-stratified sample of {len(jobs[0].indices):,} of {n:,} "
                f"embeddings per run.{note}")
