@@ -80,7 +80,7 @@ def test_train_page_trains_a_pair(tmp_path, monkeypatch):
     pair = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(pair) == 1 and (pair[0] / "tcm" / "metrics.json").is_file()
     home = AppTest.from_file(APP, default_timeout=90).run()  # the frame draws the sidebar
-    picker = [s for s in home.sidebar.selectbox if s.label.startswith("Run pair")][0]
+    picker = [s for s in home.sidebar.selectbox if s.label.startswith("Run (")][0]
     assert pair[0].name in picker.options  # the run picker every page shares lists the new pair
 
 

@@ -95,7 +95,7 @@ def test_clicking_a_point_loads_its_cell_into_the_run_picker(app):
     home = AppTest.from_file(APP, default_timeout=90)  # AppTest draws the sidebar on its first page only
     home.session_state[PAIR] = at.session_state[PAIR]
     home.run()
-    picker = next(s for s in home.sidebar.selectbox if s.label.startswith("Run pair"))
+    picker = next(s for s in home.sidebar.selectbox if s.label.startswith("Run ("))
     assert picker.value == "demo/arcface-bs16"
     assert next(s for s in home.sidebar.selectbox if s.label.startswith("Seed")).options == ["0", "1"]
     click(at, "arcface-bs16")  # the same point again: already handled, nothing changes

@@ -80,7 +80,7 @@ def test_search_on_a_digits_pair(tmp_path, monkeypatch):
     assert at.session_state["pair_label"] == label
     home = AppTest.from_file(APP, default_timeout=120)  # AppTest draws no sidebar after switch_page
     home.session_state["pair_label"] = label
-    picker = [s for s in home.run().sidebar.selectbox if s.label.startswith("Run pair")][0]
+    picker = [s for s in home.run().sidebar.selectbox if s.label.startswith("Run (")][0]
     assert picker.value == label
     # re-check the picked margins on the test classes with 3 seeds
     click(at, "Re-check on test classes with 3 seeds")

@@ -27,7 +27,7 @@ def test_classroom_form_keeps_what_a_lesson_changes(monkeypatch, tmp_path):
     monkeypatch.setenv("TCM_CLASSROOM", "1")
     at = train_page()
     assert not at.exception
-    assert [s.label for s in at.selectbox if not s.label.startswith("Run pair")] == ["Base loss"]
+    assert [s.label for s in at.selectbox if not s.label.startswith("Run (")] == ["Base loss"]
     assert [s.label for s in at.slider] == ["m⁺ (margin_pos)", "m⁻ (margin_neg)"]
     assert [n.label for n in at.number_input] == ["Seed"] and not at.text_input
     assert any("1 epoch" in c.value for c in at.caption)  # the rest at the defaults, said once
