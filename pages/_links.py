@@ -83,6 +83,10 @@ def share_link(run: str | None, seed) -> None:
     for param, (key, _) in st.session_state.get(SHARED, {}).items():
         if key in st.session_state:
             params[param] = _text(st.session_state[key])
+    applied = st.session_state.get(APPLIED, set())
+    for name, value in st.query_params.items():  # a link's values for a page not opened yet wait for it
+        if name not in applied and name not in params:
+            params[name] = value
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
     box = st.session_state.get(BOX)

@@ -64,7 +64,8 @@ def test_url_state_restores_valid_values_and_ignores_bad_ones(monkeypatch, tmp_p
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update({"run": "example: mnist-arcface-3d", "seed": "2", "far": "0.01,0.5", "beta": "2",
                             "eps": "7", "k": "12", "target_far": "nan"})
-    at.switch_page("pages/threshold.py").run()  # the link's page is the session's first
+    at.run()  # a link's page values wait in the URL until that page opens
+    at.switch_page("pages/threshold.py").run()
     assert not at.exception and not at.error
     assert at.session_state["pair_label"] == "example: mnist-arcface-3d" and at.session_state["seed"] == 2
     assert at.select_slider(key="far_band").value == (0.01, 0.5) and at.slider(key="beta").value == 2.0

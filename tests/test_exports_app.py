@@ -68,7 +68,7 @@ def magic_echoes(source: str) -> list[int]:
                 value = stmt.value
                 docstring = (i == 0 and field == "body" and isinstance(value, ast.Constant)
                              and isinstance(value.value, str)
-                             and isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef)))
+                             and isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)))
                 if not (docstring or isinstance(value, (ast.Call, ast.Yield, ast.YieldFrom, ast.Await))):
                     found.append(stmt.lineno)
     return found
