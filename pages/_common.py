@@ -54,12 +54,12 @@ def _leave_pages_folder_mode() -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+    ctx = get_script_run_ctx()
+    if PagesManager.uses_pages_directory and ctx is not None:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if ctx.page_script_hash != ctx.pages_manager.main_script_hash:  # app.py itself goes on to st.navigation
+            st.rerun()
 
-
-_leave_pages_folder_mode()  # once per server process: this module is imported by the first run
 
 
 def runs_root() -> Path:
@@ -362,3 +362,8 @@ def session_owner() -> str:
     if OWNER not in st.session_state:
         st.session_state[OWNER] = uuid.uuid4().hex[:12]
     return st.session_state[OWNER]
+
+
+# Last, once this module is whole (another session's first run may be importing it at the same
+# time): once per server process, since this module is imported by the first run.
+_leave_pages_folder_mode()
