@@ -81,3 +81,14 @@ def test_results_page_leaves_a_damaged_pair_out(runs_with_damage):
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 1 and "cut-pair/tcm" in warnings[0]  # (no-embeddings still has its metrics)
     assert "good-pair" in at.dataframe[0].value["source"].tolist()
+
+
+def test_margin_search_ranges_meeting_keep_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("TCM_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/margins.py").run()
+    at.radio(key="tn_sampler").set_value("tpe").run()
+    at.slider(key="tn_pos_range").set_value((0.7, 0.7)).run()
+    assert not at.exception
+    assert at.get("plotly_chart") and {m.label for m in at.metric} >= {"Positives penalized (s ≤ m⁺)"}
+    assert len(at.error) <= 1  # at most one message, beside the search settings
