@@ -10,6 +10,9 @@ Distances are float64 ``sqrt(2 - 2 s)`` of the float32 cosine similarity s, and 
 
 from __future__ import annotations
 
+import math
+import weakref
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -20,6 +23,8 @@ from tcm_core.metrics.inputs import EmbeddingSet
 
 BLOCK_BYTES = 128 << 20  # similarity block per step (torch path: ~10x that in temporaries)
 HIST_BINS = 1 << 18  # locating bins for exact quantiles: ~7.6e-6 wide in similarity
+LUT_CELLS = 1 << 16  # cells of the kernels' threshold lookup table over s in [-1, 1]
+WINDOW_PAD = 8  # bins either side of a located rank: covers float32 rounding up to d ~ 1000
 
 
 def similarity_to_distance(s) -> np.ndarray:
@@ -41,12 +46,73 @@ def negative_pair_count(class_sizes) -> int:
 def upper_blocks(es: EmbeddingSet, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple]:
     """Yield ``(i0, sims)`` with ``sims (r, n - i0)`` = rows i0..i0+r against columns i0..n;
     the unordered pairs are the entries with local column > local row."""
-    n = es.n
-    per_row = (4 if es.embeddings.device.type == "cpu" else 40) * n
+    return _blocks(es.embeddings, block_bytes)
+
+
+def _block_rows(n: int, device_type: str, block_bytes: int = BLOCK_BYTES) -> int:
+    per_row = (4 if device_type == "cpu" else 40) * n
     # at least ~8 blocks, so that the skipped lower triangle saves about half the matmul
-    rows = int(max(1, min(block_bytes // per_row, max(64, -(-n // 8)))))
+    return int(max(1, min(block_bytes // per_row, max(64, -(-n // 8)))))
+
+
+def _blocks(embeddings: torch.Tensor, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple]:
+    n = embeddings.shape[0]
+    rows = _block_rows(n, embeddings.device.type, block_bytes)
     for i0 in range(0, n, rows):
-        yield i0, es.embeddings[i0 : i0 + rows] @ es.embeddings[i0:].T
+        yield i0, embeddings[i0 : i0 + rows] @ embeddings[i0:].T
+
+
+@dataclass(frozen=True, eq=False)
+class SortedSet:
+    """An ``EmbeddingSet``'s samples sorted by class, as the CPU kernels take them:
+    ``embeddings`` float32 tensor, ``exact`` float64, ``codes`` int64, ``class_end (n,)`` one past
+    the last sample of each sample's class, ``class_start (C + 1,)`` where each class begins."""
+
+    embeddings: torch.Tensor
+    exact: np.ndarray
+    codes: np.ndarray
+    class_end: np.ndarray
+    class_start: np.ndarray
+
+    def column_groups(self, i0: int) -> np.ndarray:
+        """``(g, 3)`` rows ``(class, first, end)``: the columns i0..n by class."""
+        start = self.class_start
+        c = np.flatnonzero((start[1:] > i0) & (start[1:] > start[:-1]))
+        return np.ascontiguousarray(np.stack([c, np.maximum(start[c], i0), start[c + 1]], axis=1))
+
+
+_SORTED: "weakref.WeakKeyDictionary[EmbeddingSet, SortedSet]" = weakref.WeakKeyDictionary()
+
+
+def sorted_set(es: EmbeddingSet) -> SortedSet:
+    """The class-sorted copy of ``es`` (made once per set: the unordered pairs, and so every
+    count and distance, are the same in any order)."""
+    found = _SORTED.get(es)
+    if found is None:
+        codes = es.codes.cpu().numpy()
+        order = np.argsort(codes, kind="stable")
+        start = np.concatenate([[0], np.cumsum(es.class_sizes)]).astype(np.int64)
+        sc = np.ascontiguousarray(codes[order], dtype=np.int64)
+        found = SortedSet(es.embeddings[torch.from_numpy(order)].contiguous(),
+                          np.ascontiguousarray(es.exact[order]), sc, start[sc + 1], start)
+        _SORTED[es] = found
+    return found
+
+
+def lookup_table(thresholds: np.ndarray, sim_tol: float, cells: int = LUT_CELLS) -> np.ndarray:
+    """Per cell of s in [-1, 1] (``cells`` equal cells): the index of the first threshold
+    accepting every s of the cell (``d <= t`` iff ``s >= 1 - t^2 / 2``), or -1 where a
+    threshold lies within ``sim_tol`` of the cell, near s = 1 (where distances are refined)
+    and at both ends (s may round past +-1): those pairs take the kernels' exact path."""
+    edges = np.linspace(-1.0, 1.0, cells + 1)
+    s_k = np.sort(1.0 - thresholds * thresholds / 2.0)  # ascending
+    pad = sim_tol + 1e-9  # and float64 rounding of s_k and of the cell index
+    above = s_k.size - np.searchsorted(s_k, edges[1:] + pad, side="right")  # s_k > cell + pad
+    reach = s_k.size - np.searchsorted(s_k, edges[:-1] - pad, side="left")  # s_k >= cell - pad
+    lut = np.where(above == reach, above, -1).astype(np.int32)
+    lut[edges[1:] > _kernels.REFINE_SIMILARITY] = -1
+    lut[0] = -1
+    return lut
 
 
 USE_KERNELS = True  # tests switch this off to check the torch path against the kernels
@@ -54,10 +120,6 @@ USE_KERNELS = True  # tests switch this off to check the torch path against the 
 
 def _use_kernels(es: EmbeddingSet) -> bool:
     return USE_KERNELS and es.embeddings.device.type == "cpu"
-
-
-def _codes_np(es: EmbeddingSet) -> np.ndarray:
-    return es.codes.cpu().numpy()
 
 
 def _upper_mask(sims: torch.Tensor) -> torch.Tensor:
@@ -87,10 +149,6 @@ def _torch_distances(es: EmbeddingSet, i0: int, sims: torch.Tensor) -> torch.Ten
     return _refine(es, i0, d, sims >= _kernels.REFINE_SIMILARITY)
 
 
-def _kernel_args(es: EmbeddingSet):
-    return es.exact, es.codes.numpy()
-
-
 # ---------------------------------------------------------------- counts at thresholds
 
 def accepted_counts(es: EmbeddingSet, thresholds, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -107,15 +165,49 @@ def accepted_counts(es: EmbeddingSet, thresholds, exact: bool = True) -> tuple[n
     return cum[:, 0], cum[:, 1]
 
 
-def _counts_kernel(es: EmbeddingSet, t: np.ndarray, tol: float) -> np.ndarray:
+def _inv_step(t: np.ndarray) -> float:
     span = t[-1] - t[0]
-    inv_step = (t.size - 1) / span if span > 0 else 0.0
-    c = len(es.classes)
+    return (t.size - 1) / span if span > 0 else 0.0
+
+
+def _counts_kernel(es: EmbeddingSet, t: np.ndarray, tol: float) -> np.ndarray:
+    c, srt, lut = len(es.classes), sorted_set(es), lookup_table(t, tol)
     out = np.zeros((_kernels.nb.get_num_threads(), 2 * c, t.size + 1), dtype=np.int64)
-    emb, codes = _kernel_args(es)
-    for i0, sims in upper_blocks(es):
-        _kernels.count_block(sims.numpy(), emb, i0, codes, t, inv_step, tol, out)
+    for i0, sims in _blocks(srt.embeddings):
+        _kernels.count_block(sims.numpy(), srt.exact, i0, srt.codes, srt.class_end, lut, t, _inv_step(t), tol, out)
     return out.sum(axis=0).reshape(c, 2, t.size + 1)
+
+
+def grid_counts(es: EmbeddingSet, grid) -> tuple[np.ndarray, np.ndarray]:
+    """``accepted_counts(es, grid, exact=False)`` laid out for reading many thresholds at once:
+    ``(pos, neg)`` each ``(classes, g)``, a transposed view of a ``(g, classes)`` array (so the
+    counts of all classes at one grid point are contiguous), int32 while counts fit."""
+    t = np.ascontiguousarray(grid, dtype=np.float64)
+    if not _use_kernels(es):
+        pos, neg = accepted_counts(es, t, exact=False)
+        return np.ascontiguousarray(pos.T).T, np.ascontiguousarray(neg.T).T
+    dtype = np.int32 if es.n * (es.n - 1) // 2 < 2**31 else np.int64
+    counts = [np.cumsum(side.sum(axis=0, dtype=dtype), axis=1, dtype=dtype)[:, : t.size]
+              for side in _binned_counts(es, t, dtype)]
+    return tuple(np.ascontiguousarray(side.T).T for side in counts)
+
+
+def _binned_counts(es: EmbeddingSet, t: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per thread, class and threshold bin: positives and negatives first accepted there (not
+    exact). Rows count their own class; each class's columns count the rows of earlier
+    classes, class by class, so every write goes to one class's row of counts at a time."""
+    c, srt, lut = len(es.classes), sorted_set(es), lookup_table(t, 0.0)
+    threads = _kernels.nb.get_num_threads()
+    pos = np.zeros((threads, c, t.size + 1), dtype=dtype)
+    neg = np.zeros_like(pos)
+    bin_type = np.uint16 if t.size < 1 << 16 else np.int32
+    buffer = np.empty(_block_rows(es.n, "cpu") * es.n, dtype=bin_type)
+    for i0, sims in _blocks(srt.embeddings):
+        s = sims.numpy()
+        bins = buffer[: s.size].reshape(s.shape)
+        _kernels.binned_rows_block(s, srt.exact, i0, srt.codes, srt.class_end, lut, t, _inv_step(t), bins, pos, neg)
+        _kernels.binned_columns_block(bins, i0, srt.column_groups(i0), neg)
+    return pos, neg
 
 
 def _counts_torch(es: EmbeddingSet, t: np.ndarray, tol: float) -> np.ndarray:
@@ -154,9 +246,10 @@ def negative_distance_quantiles(es: EmbeddingSet, qs) -> np.ndarray:
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, m - 1)
     ranks = np.unique(np.concatenate([lo, hi]))  # 0-based, ascending distance
-    windows = _rank_windows(_negative_histogram(es), ranks)
+    hist = _negative_histogram(es)
+    windows = _rank_windows(hist, ranks, _window_pad(es))
     found = {}
-    for below, values in _collect_windows(es, windows):
+    for below, values in _collect_windows(es, windows, hist):
         for r in ranks:
             if below <= r < below + values.size:
                 found[int(r)] = float(values[r - below])
@@ -166,13 +259,19 @@ def negative_distance_quantiles(es: EmbeddingSet, qs) -> np.ndarray:
     return np.array([found[a] + (p - a) * (found[b] - found[a]) for p, a, b in zip(pos, lo, hi)])
 
 
+def _window_pad(es: EmbeddingSet) -> int:
+    """Bins either side of a located rank that float32 rounding of s can move a pair across."""
+    return max(WINDOW_PAD, math.ceil(_similarity_tolerance(es) * HIST_BINS / 2.0) + 2)
+
+
 def _negative_histogram(es: EmbeddingSet) -> np.ndarray:
-    """Counts of negative pairs per distance bin (``HIST_BINS`` bins over [0, 2])."""
-    if _use_kernels(es):
+    """Counts of negative pairs per bin (``HIST_BINS`` bins, ascending distance): bins of the
+    distance over [0, 2] on the torch path, of ``1 - s`` on the kernels'."""
+    if _use_kernels(es):  # bins of 1 - s: ascending distance, no square root per pair
+        srt = sorted_set(es)
         out = np.zeros((_kernels.nb.get_num_threads(), HIST_BINS), dtype=np.int64)
-        emb, codes = _kernel_args(es)
-        for i0, sims in upper_blocks(es):
-            _kernels.negative_histogram_block(sims.numpy(), emb, i0, codes, out)
+        for i0, sims in _blocks(srt.embeddings):
+            _kernels.negative_histogram_block(sims.numpy(), i0, srt.class_end, out)
         return out.sum(axis=0)
     hist = torch.zeros(HIST_BINS + 1, dtype=torch.int64, device=es.embeddings.device)
     for i0, sims in upper_blocks(es):
@@ -192,13 +291,13 @@ def _torch_negatives(es: EmbeddingSet, i0: int, sims: torch.Tensor) -> torch.Ten
     return _upper_mask(sims) & (es.codes[i0 : i0 + r, None] != es.codes[None, i0:])
 
 
-def _rank_windows(hist: np.ndarray, ranks: np.ndarray) -> list[tuple[int, int]]:
-    """Bin ranges (padded by 2 bins, merged) holding the given ascending-distance ranks."""
+def _rank_windows(hist: np.ndarray, ranks: np.ndarray, pad: int = WINDOW_PAD) -> list[tuple[int, int]]:
+    """Bin ranges (padded by ``pad`` bins, merged) holding the given ascending-distance ranks."""
     through = np.cumsum(hist)  # values in bins <= b
     windows = []
     for r in ranks:
         b = int(np.searchsorted(through, r, side="right"))  # first bin with through[b] > r
-        windows.append((max(0, b - 2), min(HIST_BINS - 1, b + 2)))
+        windows.append((max(0, b - pad), min(HIST_BINS - 1, b + pad)))
     windows.sort()
     merged = [list(windows[0])]
     for lo, hi in windows[1:]:
@@ -209,38 +308,53 @@ def _rank_windows(hist: np.ndarray, ranks: np.ndarray) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in merged]
 
 
-def _collect_windows(es: EmbeddingSet, windows) -> list[tuple[int, np.ndarray]]:
-    """Per window: (negatives below it, its distances sorted ascending); one pass."""
+def _collect_windows(es: EmbeddingSet, windows, hist: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+    """Per window: (negatives below it, its distances sorted ascending); one pass. ``hist``
+    (the locating histogram) sizes the kernels' buffers."""
+    if _use_kernels(es):
+        return _collect_windows_kernel(es, windows, hist)
     lo = np.array([w[0] for w in windows], dtype=np.int64)
     hi = np.array([w[1] for w in windows], dtype=np.int64)
     below = np.zeros(len(windows), dtype=np.int64)
     parts: list[list[np.ndarray]] = [[] for _ in windows]
     for i0, sims in upper_blocks(es):
-        if _use_kernels(es):
-            counts, values = _window_values_kernel(es, i0, sims, lo, hi)
-            below += counts
-        else:
-            d = _torch_distances(es, i0, sims)
-            b = _torch_bins(es, i0, sims).masked_fill_(~_torch_negatives(es, i0, sims), HIST_BINS)
-            values = []
-            for w in range(len(windows)):
-                below[w] += int((b < lo[w]).sum())
-                inside = (b >= lo[w]) & (b <= hi[w])
-                values.append(_refine(es, i0, d.clone(), inside)[inside].cpu().numpy())
+        d = _torch_distances(es, i0, sims)
+        b = _torch_bins(es, i0, sims).masked_fill_(~_torch_negatives(es, i0, sims), HIST_BINS)
         for w in range(len(windows)):
-            parts[w].append(values[w])
+            below[w] += int((b < lo[w]).sum())
+            inside = (b >= lo[w]) & (b <= hi[w])
+            parts[w].append(_refine(es, i0, d.clone(), inside)[inside].cpu().numpy())
     return [(int(below[w]), np.sort(np.concatenate(parts[w]))) for w in range(len(windows))]
 
 
-def _window_values_kernel(es, i0, sims, lo, hi):
-    emb, codes = _kernel_args(es)
-    s = sims.numpy()
-    below = np.zeros((s.shape[0], lo.size), dtype=np.int64)
-    inside = np.zeros_like(below)
-    _kernels.window_block(s, emb, i0, codes, HIST_BINS, lo, hi, below, inside)
-    flat = inside.T.reshape(-1)  # window-major
-    starts = (np.cumsum(flat) - flat).reshape(lo.size, -1).T.copy()
-    values = np.empty(int(flat.sum()), dtype=np.float64)
-    _kernels.gather_window(s, emb, i0, codes, HIST_BINS, lo, hi, starts, values)
-    bounds = np.concatenate([[0], np.cumsum(inside.sum(axis=0))])
-    return below.sum(axis=0), [values[bounds[w] : bounds[w + 1]] for w in range(lo.size)]
+def _collect_windows_kernel(es: EmbeddingSet, windows, hist: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
+    lo = np.array([w[0] for w in windows], dtype=np.int64)
+    hi = np.array([w[1] for w in windows], dtype=np.int64)
+    inside = 1 << 16 if hist is None else int(sum(hist[a : b + 1].sum() for a, b in windows))
+    capacity = inside + 1024  # what one thread may find (all of them); + slack
+    while True:
+        gaps, counts, window, values = _window_pass(es, lo, hi, capacity)
+        if counts.max() <= capacity:
+            break
+        capacity = int(counts.max())  # the first guess was short (no histogram given): again
+    out = []
+    before = 0
+    for w in range(len(windows)):
+        found = np.concatenate([values[t, : counts[t]][window[t, : counts[t]] == w] for t in range(counts.size)])
+        before += int(gaps[:, w].sum())
+        out.append((before, np.sort(found)))
+        before += found.size
+    return out
+
+
+def _window_pass(es: EmbeddingSet, lo: np.ndarray, hi: np.ndarray, capacity: int):
+    srt = sorted_set(es)
+    threads = _kernels.nb.get_num_threads()
+    gaps = np.zeros((threads, lo.size), dtype=np.int64)
+    counts = np.zeros(threads, dtype=np.int64)
+    window = np.empty((threads, capacity), dtype=np.int32)
+    values = np.empty((threads, capacity), dtype=np.float64)
+    for i0, sims in _blocks(srt.embeddings):
+        _kernels.window_block(sims.numpy(), srt.exact, i0, srt.class_end, HIST_BINS, lo, hi, gaps, counts,
+                              window, values)
+    return gaps, counts, window, values
