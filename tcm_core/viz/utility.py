@@ -58,7 +58,7 @@ def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: flo
 
 PAIR_DOMAINS = ((0.0, 0.475), (0.525, 1.0))  # make_subplots' domains at horizontal_spacing=0.05
 # what the figures used of plotly's default template; the whole one is deep-copied per figure
-TEMPLATE = dict(layout=dict(font=dict(color="#2a3f5f"), hovermode="closest", hoverlabel=dict(align="left"),
+FIGURE_TEMPLATE = dict(layout=dict(font=dict(color="#2a3f5f"), hovermode="closest", hoverlabel=dict(align="left"),
                             title=dict(x=0.05), xaxis=dict(automargin=True, title=dict(standoff=15)),
                             yaxis=dict(automargin=True, title=dict(standoff=15))))
 
@@ -75,7 +75,7 @@ def _layout(x_range, axes: Sequence[str], height: int) -> dict:
     grid = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#ccc")
     domains = PAIR_DOMAINS if len(axes) == 2 else ((0.0, 1.0),)
     layout = dict(height=height, plot_bgcolor="white", paper_bgcolor="white", margin=dict(t=80),
-                  template=TEMPLATE)
+                  template=FIGURE_TEMPLATE)
     for axis, domain in zip(axes, domains):
         layout[f"xaxis{axis}"] = dict(anchor=f"y{axis}", domain=list(domain), range=list(x_range),
                                       title=dict(text=X_TITLE), **grid)
