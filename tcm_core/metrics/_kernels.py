@@ -182,3 +182,20 @@ def window_block(sims, emb, i0, class_end, nbins, lo_bins, hi_bins, gaps, counts
                         values[tid, p] = exact_distance(emb, a, i0 + j)
                         window[tid, p] = w
                     counts[tid] = p + 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def similarity_histogram_block(sims, i0, class_end, counts, sums):
+    """``counts/sums[thread, 0 positives | 1 negatives, bin]`` += pairs and their s, bins of
+    equal width over s in [-1, 1] (s clipped to it)."""
+    r, m = sims.shape
+    nbins = counts.shape[2]
+    for i in nb.prange(r):
+        tid = nb.get_thread_id()
+        end = min(class_end[i0 + i] - i0, m)
+        for j in range(i + 1, m):
+            v = min(max(np.float64(sims[i, j]), -1.0), 1.0)
+            b = min(int((v + 1.0) * (nbins / 2.0)), nbins - 1)
+            side = 0 if j < end else 1
+            counts[tid, side, b] += 1
+            sums[tid, side, b] += v
