@@ -199,3 +199,93 @@ def similarity_histogram_block(sims, i0, class_end, counts, sums):
             side = 0 if j < end else 1
             counts[tid, side, b] += 1
             sums[tid, side, b] += v
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def pair_histogram_block(sims, i0, class_end, pos, neg):
+    """pos/neg[thread, bin] += positive / negative pairs whose ``similarity_bin`` is ``bin``."""
+    r, m = sims.shape
+    nbins = neg.shape[1]
+    for i in nb.prange(r):
+        tid = nb.get_thread_id()
+        end = min(class_end[i0 + i] - i0, m)
+        for j in range(i + 1, end):
+            pos[tid, similarity_bin(sims[i, j], nbins)] += 1
+        for j in range(end, m):
+            neg[tid, similarity_bin(sims[i, j], nbins)] += 1
+
+
+@nb.njit(inline="always")
+def _defer(tid, a, b, s, deferred, pairs_s, found):
+    p = found[tid]
+    if p < deferred.shape[1]:
+        deferred[tid, p, 0] = a
+        deferred[tid, p, 1] = b
+        pairs_s[tid, p] = s
+    found[tid] = p + 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def band_block(sims, emb, i0, codes, class_end, nbins, lo_bins, hi_bins, gaps, counts, window, values,
+               zones, out, deferred, pairs_s, found):
+    """``window_block`` and ``count_block`` in one pass, before the thresholds are known exactly:
+    ``zones`` is a lookup table over s built from the intervals that hold them; a pair in a cell
+    of an interval is deferred (``deferred[thread, p] = (a, b)``, its s in ``pairs_s``) and
+    decided once the thresholds are known (``count_deferred``)."""
+    r, m = sims.shape
+    nw = lo_bins.size
+    first_bin, last_bin = lo_bins[0], hi_bins[nw - 1]
+    scale = zones.size / 2.0
+    for i in nb.prange(r):
+        tid = nb.get_thread_id()
+        a = i0 + i
+        rc = codes[a]
+        end = min(class_end[a] - i0, m)
+        for j in range(i + 1, end):
+            s = sims[i, j]
+            b = zones[_cell(s, scale, zones.size)]
+            if b >= 0:
+                out[tid, 2 * rc, b] += 1
+            else:
+                _defer(tid, a, i0 + j, s, deferred, pairs_s, found)
+        for j in range(end, m):
+            s = sims[i, j]
+            b = zones[_cell(s, scale, zones.size)]
+            if b >= 0:
+                out[tid, 2 * rc + 1, b] += 1
+                out[tid, 2 * codes[i0 + j] + 1, b] += 1
+            else:
+                _defer(tid, a, i0 + j, s, deferred, pairs_s, found)
+            q = similarity_bin(s, nbins)
+            if q < first_bin:
+                gaps[tid, 0] += 1
+            elif q <= last_bin:
+                w = 0
+                while q > hi_bins[w]:
+                    w += 1
+                if q < lo_bins[w]:
+                    gaps[tid, w] += 1
+                else:
+                    p = counts[tid]
+                    if p < values.shape[1]:
+                        values[tid, p] = exact_distance(emb, a, i0 + j)
+                        window[tid, p] = w
+                    counts[tid] = p + 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def count_deferred(deferred, pairs_s, found, emb, codes, lut, thresholds, inv_step, sim_tol, out):
+    """The deferred pairs of ``band_block``, counted as ``count_block`` counts its pairs."""
+    t0 = thresholds[0]
+    scale = lut.size / 2.0
+    for t in range(found.size):
+        for p in nb.prange(found[t]):
+            tid = nb.get_thread_id()
+            a, b = deferred[t, p, 0], deferred[t, p, 1]
+            first = _bin(pairs_s[t, p], emb, a, b, lut, scale, thresholds, t0, inv_step, sim_tol)
+            rc, cc = codes[a], codes[b]
+            if rc == cc:
+                out[tid, 2 * rc, first] += 1
+            else:
+                out[tid, 2 * rc + 1, first] += 1
+                out[tid, 2 * cc + 1, first] += 1

@@ -25,6 +25,7 @@ BLOCK_BYTES = 128 << 20  # similarity block per step (torch path: ~10x that in t
 HIST_BINS = 1 << 18  # locating bins for exact quantiles: ~7.6e-6 wide in similarity
 LUT_CELLS = 1 << 16  # cells of the kernels' threshold lookup table over s in [-1, 1]
 WINDOW_PAD = 8  # bins either side of a located rank: covers float32 rounding up to d ~ 1000
+WINDOW_CAPACITY = 1 << 16  # first guess of the values in the windows when no histogram sizes them
 
 
 def similarity_to_distance(s) -> np.ndarray:
@@ -104,15 +105,23 @@ def lookup_table(thresholds: np.ndarray, sim_tol: float, cells: int = LUT_CELLS)
     accepting every s of the cell (``d <= t`` iff ``s >= 1 - t^2 / 2``), or -1 where a
     threshold lies within ``sim_tol`` of the cell, near s = 1 (where distances are refined)
     and at both ends (s may round past +-1): those pairs take the kernels' exact path."""
-    edges = np.linspace(-1.0, 1.0, cells + 1)
-    s_k = np.sort(1.0 - thresholds * thresholds / 2.0)  # ascending
-    pad = sim_tol + 1e-9  # and float64 rounding of s_k and of the cell index
-    above = s_k.size - np.searchsorted(s_k, edges[1:] + pad, side="right")  # s_k > cell + pad
-    reach = s_k.size - np.searchsorted(s_k, edges[:-1] - pad, side="left")  # s_k >= cell - pad
-    lut = np.where(above == reach, above, -1).astype(np.int32)
-    lut[edges[1:] > _kernels.REFINE_SIMILARITY] = -1
+    s_k = 1.0 - thresholds * thresholds / 2.0
+    lut = zone_table(s_k, s_k, sim_tol, cells)
+    lut[np.linspace(-1.0, 1.0, cells + 1)[1:] > _kernels.REFINE_SIMILARITY] = -1
     lut[0] = -1
     return lut
+
+
+def zone_table(s_low: np.ndarray, s_high: np.ndarray, sim_tol: float, cells: int = LUT_CELLS) -> np.ndarray:
+    """Like ``lookup_table`` for thresholds known only to lie in similarity intervals
+    ``[s_low[k], s_high[k]]`` (descending in k, as distances ascend): -1 where a cell comes
+    within ``sim_tol`` of an interval."""
+    edges = np.linspace(-1.0, 1.0, cells + 1)
+    lo, hi = np.sort(s_low), np.sort(s_high)
+    pad = sim_tol + 1e-9  # and float64 rounding of the intervals and of the cell index
+    above = lo.size - np.searchsorted(lo, edges[1:] + pad, side="right")  # wholly above the cell
+    reach = hi.size - np.searchsorted(hi, edges[:-1] - pad, side="left")  # not wholly below it
+    return np.where(above == reach, above, -1).astype(np.int32)
 
 
 USE_KERNELS = True  # tests switch this off to check the torch path against the kernels
@@ -240,28 +249,36 @@ def negative_distance_quantiles(es: EmbeddingSet, qs) -> np.ndarray:
     Two passes: a fine histogram of negative distances locates the order statistics, then the
     distances inside those bins are collected and ranked exactly.
     """
-    qs = np.asarray(qs, dtype=np.float64)
-    m = negative_pair_count(es.class_sizes)
-    pos = qs * (m - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, m - 1)
-    ranks = np.unique(np.concatenate([lo, hi]))  # 0-based, ascending distance
+    pos, lo, hi, ranks = _quantile_ranks(es, qs)
     hist = _negative_histogram(es)
     windows = _rank_windows(hist, ranks, _window_pad(es))
+    return _quantiles(_collect_windows(es, windows, hist), pos, lo, hi)
+
+
+def _quantile_ranks(es: EmbeddingSet, qs) -> tuple[np.ndarray, ...]:
+    """``(positions, lower ranks, upper ranks, all ranks)`` of ``numpy.quantile``'s linear rule."""
+    m = negative_pair_count(es.class_sizes)
+    pos = np.asarray(qs, dtype=np.float64) * (m - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, m - 1)
+    return pos, lo, hi, np.unique(np.concatenate([lo, hi]))  # 0-based, ascending distance
+
+
+def _quantiles(collected, pos, lo, hi) -> np.ndarray:
     found = {}
-    for below, values in _collect_windows(es, windows, hist):
-        for r in ranks:
+    for below, values in collected:
+        for r in np.concatenate([lo, hi]):
             if below <= r < below + values.size:
                 found[int(r)] = float(values[r - below])
-    missing = [int(r) for r in ranks if int(r) not in found]
+    missing = sorted({int(r) for r in np.concatenate([lo, hi]) if int(r) not in found})
     if missing:  # the locating histogram and the collection pass disagreed
         raise RuntimeError(f"internal error: quantile ranks {missing} not located")
     return np.array([found[a] + (p - a) * (found[b] - found[a]) for p, a, b in zip(pos, lo, hi)])
 
 
-def _window_pad(es: EmbeddingSet) -> int:
+def _window_pad(es: EmbeddingSet, least: int = WINDOW_PAD) -> int:
     """Bins either side of a located rank that float32 rounding of s can move a pair across."""
-    return max(WINDOW_PAD, math.ceil(_similarity_tolerance(es) * HIST_BINS / 2.0) + 2)
+    return max(least, math.ceil(_similarity_tolerance(es) * HIST_BINS / 2.0) + 2)
 
 
 def _negative_histogram(es: EmbeddingSet) -> np.ndarray:
@@ -330,16 +347,22 @@ def _collect_windows(es: EmbeddingSet, windows, hist: np.ndarray | None = None) 
 def _collect_windows_kernel(es: EmbeddingSet, windows, hist: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
     lo = np.array([w[0] for w in windows], dtype=np.int64)
     hi = np.array([w[1] for w in windows], dtype=np.int64)
-    inside = 1 << 16 if hist is None else int(sum(hist[a : b + 1].sum() for a, b in windows))
+    inside = WINDOW_CAPACITY if hist is None else int(sum(hist[a : b + 1].sum() for a, b in windows))
     capacity = inside + 1024  # what one thread may find (all of them); + slack
     while True:
         gaps, counts, window, values = _window_pass(es, lo, hi, capacity)
         if counts.max() <= capacity:
             break
         capacity = int(counts.max())  # the first guess was short (no histogram given): again
+    return split_windows(len(windows), gaps, counts, window, values)
+
+
+def split_windows(n_windows: int, gaps, counts, window, values) -> list[tuple[int, np.ndarray]]:
+    """The window pass's per-thread finds -> per window (negatives below it, its distances
+    sorted ascending)."""
     out = []
     before = 0
-    for w in range(len(windows)):
+    for w in range(n_windows):
         found = np.concatenate([values[t, : counts[t]][window[t, : counts[t]] == w] for t in range(counts.size)])
         before += int(gaps[:, w].sum())
         out.append((before, np.sort(found)))

@@ -13,6 +13,7 @@ import numpy as np
 
 from tcm_core.checks import check_beta, check_distance_range, check_far_range, check_num_thresholds
 from tcm_core.metrics import pairs
+from tcm_core.metrics.band import band_counts
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 
 DEFAULT_FAR_RANGE = (1e-3, 1e-1)  # (our choice), METHOD.md: the one place this band is written
@@ -108,9 +109,11 @@ def utility_curves_from_set(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, di
                        num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA) -> UtilityCurves:
     """``utility_curves`` on an already validated ``EmbeddingSet``."""
     k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
-    t_min, t_max = calibration_range_from_set(es, far_range, distance_range)
-    thresholds = np.linspace(t_min, t_max, k)
-    pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
+    if distance_range is None:  # the band's ends and the counts in two passes over the pairs
+        thresholds, pos_acc, neg_acc = band_counts(es, check_far_range(far_range), k)
+    else:
+        thresholds = np.linspace(*check_distance_range(distance_range), k)
+        pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
     return curves_from_counts(es.classes, es.class_sizes, thresholds, pos_acc, neg_acc, beta=beta,
                               far_range=far_range, distance_range=distance_range)
 
