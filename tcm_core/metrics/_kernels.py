@@ -115,13 +115,14 @@ def binned_rows_block(sims, emb, i0, codes, class_end, lut, thresholds, inv_step
         a = i0 + i
         rc = codes[a]
         end = min(class_end[a] - i0, m)
-        for j in range(i + 1, m):
+        for j in range(i + 1, end):
             b = _bin(sims[i, j], emb, a, i0 + j, lut, scale, thresholds, t0, inv_step, 0.0)
             bins[i, j] = b
-            if j < end:
-                pos[tid, rc, b] += 1
-            else:
-                neg[tid, rc, b] += 1
+            pos[tid, rc, b] += 1
+        for j in range(end, m):
+            b = _bin(sims[i, j], emb, a, i0 + j, lut, scale, thresholds, t0, inv_step, 0.0)
+            bins[i, j] = b
+            neg[tid, rc, b] += 1
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -289,3 +290,19 @@ def count_deferred(deferred, pairs_s, found, emb, codes, lut, thresholds, inv_st
             else:
                 out[tid, 2 * rc + 1, first] += 1
                 out[tid, 2 * cc + 1, first] += 1
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def cumulative_grid_major(counts, out):
+    """``out[k, c] = sum over threads and bins b <= k of counts[thread, c, b]``: per-thread
+    ``(threads, C, K)`` counts to cumulative ``(K, C)``, 16 classes (one cache line) at a time."""
+    threads, c, k = counts.shape
+    for chunk in nb.prange((c + 15) // 16):
+        c0 = chunk * 16
+        c1 = min(c0 + 16, c)
+        running = np.zeros(16, dtype=out.dtype)
+        for b in range(k):
+            for cc in range(c0, c1):
+                for t in range(threads):
+                    running[cc - c0] += counts[t, cc, b]
+                out[b, cc] = running[cc - c0]

@@ -24,6 +24,7 @@ from tcm_core.metrics.inputs import EmbeddingSet
 BLOCK_BYTES = 128 << 20  # similarity block per step (torch path: ~10x that in temporaries)
 HIST_BINS = 1 << 18  # locating bins for exact quantiles: ~7.6e-6 wide in similarity
 LUT_CELLS = 1 << 16  # cells of the kernels' threshold lookup table over s in [-1, 1]
+GRID_LUT_CELLS = 1 << 18  # finer for the histograms' 16,385 grid points
 WINDOW_PAD = 8  # bins either side of a located rank: covers float32 rounding up to d ~ 1000
 WINDOW_CAPACITY = 1 << 16  # first guess of the values in the windows when no histogram sizes them
 
@@ -107,6 +108,7 @@ def lookup_table(thresholds: np.ndarray, sim_tol: float, cells: int = LUT_CELLS)
     and at both ends (s may round past +-1): those pairs take the kernels' exact path."""
     s_k = 1.0 - thresholds * thresholds / 2.0
     lut = zone_table(s_k, s_k, sim_tol, cells)
+    lut = lut.astype(np.int16) if thresholds.size < 1 << 15 else lut  # a smaller table stays in cache
     lut[np.linspace(-1.0, 1.0, cells + 1)[1:] > _kernels.REFINE_SIMILARITY] = -1
     lut[0] = -1
     return lut
@@ -196,16 +198,19 @@ def grid_counts(es: EmbeddingSet, grid) -> tuple[np.ndarray, np.ndarray]:
         pos, neg = accepted_counts(es, t, exact=False)
         return np.ascontiguousarray(pos.T).T, np.ascontiguousarray(neg.T).T
     dtype = np.int32 if es.n * (es.n - 1) // 2 < 2**31 else np.int64
-    counts = [np.cumsum(side.sum(axis=0, dtype=dtype), axis=1, dtype=dtype)[:, : t.size]
-              for side in _binned_counts(es, t, dtype)]
-    return tuple(np.ascontiguousarray(side.T).T for side in counts)
+    counts = []
+    for side in _binned_counts(es, t, dtype):
+        grid_major = np.empty((t.size + 1, side.shape[1]), dtype=dtype)  # (k + 1, classes)
+        _kernels.cumulative_grid_major(side, grid_major)
+        counts.append(grid_major[: t.size].T)
+    return tuple(counts)
 
 
 def _binned_counts(es: EmbeddingSet, t: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
     """Per thread, class and threshold bin: positives and negatives first accepted there (not
     exact). Rows count their own class; each class's columns count the rows of earlier
     classes, class by class, so every write goes to one class's row of counts at a time."""
-    c, srt, lut = len(es.classes), sorted_set(es), lookup_table(t, 0.0)
+    c, srt, lut = len(es.classes), sorted_set(es), lookup_table(t, 0.0, GRID_LUT_CELLS)
     threads = _kernels.nb.get_num_threads()
     pos = np.zeros((threads, c, t.size + 1), dtype=dtype)
     neg = np.zeros_like(pos)
