@@ -3,7 +3,8 @@ the share of pairs m+ and m- penalize, and the TCM loss they give (METHOD.md, "T
 
 ``pair_similarities`` streams the cosine similarities of all unordered test pairs ``a < b``
 into fine histograms (positives and negatives apart) with per-bin sums of ``s``, in row blocks
-(never the full ``n x n``), samples sorted by class and binned in a numba kernel (``_kernels``). Every slider move is then answered from the histograms alone:
+(never the full ``n x n``), samples sorted by class and binned in a numba kernel
+(``_kernels``). Every slider move is then answered from the histograms alone:
 ``penalized_shares`` (share of hard positives ``s <= m+`` and hard negatives ``s >= m-``) and
 ``tcm_value`` (the TCM loss over all those pairs), exact up to linear interpolation inside one bin.
 """
