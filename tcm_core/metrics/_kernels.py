@@ -162,27 +162,31 @@ def window_block(sims, emb, i0, class_end, nbins, lo_bins, hi_bins, gaps, counts
     appended to ``values[thread]`` (``window[thread]`` its window, ``counts[thread]`` how many
     were found, which may exceed the capacity: the caller checks)."""
     r, m = sims.shape
-    nw = lo_bins.size
-    first, last = lo_bins[0], hi_bins[nw - 1]
     for i in nb.prange(r):
         tid = nb.get_thread_id()
         a = i0 + i
         for j in range(class_end[a] - i0, m):
-            q = similarity_bin(sims[i, j], nbins)
-            if q < first:
-                gaps[tid, 0] += 1
-            elif q <= last:
-                w = 0
-                while q > hi_bins[w]:
-                    w += 1
-                if q < lo_bins[w]:
-                    gaps[tid, w] += 1
-                else:
-                    p = counts[tid]
-                    if p < values.shape[1]:
-                        values[tid, p] = exact_distance(emb, a, i0 + j)
-                        window[tid, p] = w
-                    counts[tid] = p + 1
+            _window_step(tid, sims[i, j], emb, a, i0 + j, nbins, lo_bins, hi_bins, gaps, counts, window, values)
+
+
+@nb.njit(inline="always")
+def _window_step(tid, s, emb, a, b, nbins, lo_bins, hi_bins, gaps, counts, window, values):
+    """One negative pair of ``window_block``."""
+    q = similarity_bin(s, nbins)
+    if q < lo_bins[0]:
+        gaps[tid, 0] += 1
+    elif q <= hi_bins[hi_bins.size - 1]:
+        w = 0
+        while q > hi_bins[w]:
+            w += 1
+        if q < lo_bins[w]:
+            gaps[tid, w] += 1
+        else:
+            p = counts[tid]
+            if p < values.shape[1]:
+                values[tid, p] = exact_distance(emb, a, b)
+                window[tid, p] = w
+            counts[tid] = p + 1
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -234,8 +238,6 @@ def band_block(sims, emb, i0, codes, class_end, nbins, lo_bins, hi_bins, gaps, c
     of an interval is deferred (``deferred[thread, p] = (a, b)``, its s in ``pairs_s``) and
     decided once the thresholds are known (``count_deferred``)."""
     r, m = sims.shape
-    nw = lo_bins.size
-    first_bin, last_bin = lo_bins[0], hi_bins[nw - 1]
     scale = zones.size / 2.0
     for i in nb.prange(r):
         tid = nb.get_thread_id()
@@ -257,21 +259,7 @@ def band_block(sims, emb, i0, codes, class_end, nbins, lo_bins, hi_bins, gaps, c
                 out[tid, 2 * codes[i0 + j] + 1, b] += 1
             else:
                 _defer(tid, a, i0 + j, s, deferred, pairs_s, found)
-            q = similarity_bin(s, nbins)
-            if q < first_bin:
-                gaps[tid, 0] += 1
-            elif q <= last_bin:
-                w = 0
-                while q > hi_bins[w]:
-                    w += 1
-                if q < lo_bins[w]:
-                    gaps[tid, w] += 1
-                else:
-                    p = counts[tid]
-                    if p < values.shape[1]:
-                        values[tid, p] = exact_distance(emb, a, i0 + j)
-                        window[tid, p] = w
-                    counts[tid] = p + 1
+            _window_step(tid, s, emb, a, i0 + j, nbins, lo_bins, hi_bins, gaps, counts, window, values)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

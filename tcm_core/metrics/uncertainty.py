@@ -149,6 +149,23 @@ def replicates_from_counts(utility: np.ndarray, counts: np.ndarray,
 
 
 def _replicates(u: np.ndarray, counts: np.ndarray, n_worst: int) -> tuple[np.ndarray, np.ndarray]:
+    if counts.size * u.shape[1] > SMALL_PRODUCT:
+        return _replicates_blocks(u, counts, n_worst)
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        return _replicates_blocks(u, counts, n_worst)
+
+
+SMALL_PRODUCT = 1 << 25  # multiply-adds below which one BLAS thread answers sooner (no hand-off)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_threads():
+    from threadpoolctl import ThreadpoolController  # scikit-learn's dependency; after numpy's BLAS loaded
+
+    return ThreadpoolController()
+
+
+def _replicates_blocks(u: np.ndarray, counts: np.ndarray, n_worst: int) -> tuple[np.ndarray, np.ndarray]:
     t, k = u.shape
     order = np.argsort(u.mean(axis=1), kind="stable")  # fixed: a class's mean utility never changes
     # Centering columns changes neither statistic (a variance; weights of the gap sum to 0) and
@@ -160,12 +177,13 @@ def _replicates(u: np.ndarray, counts: np.ndarray, n_worst: int) -> tuple[np.nda
     block = max(1, _BLOCK_ELEMENTS // max(t, 1))
     for start in range(0, counts.shape[0], block):
         c = counts[start:start + block]
-        mean = c @ uc / t  # (b, k)
-        out_opis[start:start + block] = c @ square / t - (mean * mean).mean(axis=1)
+        total = c @ uc  # (b, k): each resample's utility sum per threshold, T times its mean
+        out_opis[start:start + block] = c @ square / t - np.einsum("bk,bk->b", total, total) / (k * t * t)
         worst, rows = _worst_draws(c, order, n_worst)
-        worst_sum = worst @ uc[rows]
-        gap = worst_sum / n_worst - (mean * t - worst_sum) / (t - n_worst)
-        out_eps[start:start + block] = (gap * gap).mean(axis=1)
+        gap = worst @ uc[rows]  # the worst's sum; the gap is their mean minus the rest's
+        gap *= 1.0 / n_worst + 1.0 / (t - n_worst)
+        gap -= total * (1.0 / (t - n_worst))
+        out_eps[start:start + block] = np.einsum("bk,bk->b", gap, gap) / k
     return out_opis, out_eps
 
 
