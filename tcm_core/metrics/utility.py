@@ -58,9 +58,11 @@ class UtilityCurves:
 def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
     """F-beta style utility ``(1+b^2) TPR TNR / (b^2 TNR + TPR)``, 0 where both rates are 0."""
     b2 = beta * beta
-    num = (1.0 + b2) * tpr * tnr
-    den = b2 * tnr + tpr
-    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+    num = np.multiply(tpr, tnr, dtype=np.float64)
+    num *= 1.0 + b2
+    den = np.multiply(tnr, b2, dtype=np.float64)
+    den += tpr
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def calibration_range_from_set(es: EmbeddingSet, far_range=DEFAULT_FAR_RANGE, distance_range=None):
@@ -87,9 +89,12 @@ def curves_from_counts(classes, class_sizes, thresholds, pos_acc, neg_acc, *, be
     usable = sizes >= 2
     pos_total = sizes * (sizes - 1) / 2
     neg_total = sizes * (n - sizes)
-    tpr = pos_acc[usable] / pos_total[usable, None]
-    tnr = 1.0 - neg_acc[usable] / neg_total[usable, None]
     far = neg_acc.sum(axis=0) / 2.0 / pairs.negative_pair_count(class_sizes)
+    if not usable.all():  # (a copy only when there are singletons to leave out)
+        pos_acc, neg_acc, pos_total, neg_total = pos_acc[usable], neg_acc[usable], pos_total[usable], neg_total[usable]
+    tpr = pos_acc / pos_total[:, None]
+    tnr = neg_acc / neg_total[:, None]
+    np.subtract(1.0, tnr, out=tnr)
     return UtilityCurves(
         thresholds=np.asarray(thresholds, dtype=np.float64),
         classes=np.asarray(classes)[usable],
