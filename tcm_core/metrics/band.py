@@ -22,6 +22,7 @@ from tcm_core.metrics import _kernels, pairs
 from tcm_core.metrics.inputs import EmbeddingSet
 
 SLACK = 1e-12  # distance units: float64 rounding of numpy.linspace
+ZONE_CELLS = 1 << 18  # cells of the second pass's lookup table: fine, so that few pairs wait
 
 
 def band_counts(es: EmbeddingSet, far_range, num_thresholds: int):
@@ -32,10 +33,10 @@ def band_counts(es: EmbeddingSet, far_range, num_thresholds: int):
         return (t, *pairs.accepted_counts(es, t))
     pos, lo, hi, ranks = pairs._quantile_ranks(es, far_range)
     pos_hist, neg_hist = _pair_histograms(es)
-    windows = pairs._rank_windows(neg_hist, ranks, pairs._window_pad(es, least=2))
     tol = pairs._similarity_tolerance(es)
+    windows = pairs._rank_windows(neg_hist, ranks, pairs._window_pad(es, least=0))
     zone_d = _threshold_intervals(neg_hist, windows, lo, hi, tol, num_thresholds)
-    zones = pairs.zone_table(1.0 - zone_d[1] ** 2 / 2.0, 1.0 - zone_d[0] ** 2 / 2.0, tol)
+    zones = pairs.zone_table(1.0 - zone_d[1] ** 2 / 2.0, 1.0 - zone_d[0] ** 2 / 2.0, tol, ZONE_CELLS)
     found = _band_pass(es, windows, neg_hist, pos_hist + neg_hist, zones, num_thresholds)
     if found is None:  # a buffer was short
         t = np.linspace(*pairs.negative_distance_quantiles(es, far_range), num_thresholds)

@@ -107,8 +107,7 @@ def lookup_table(thresholds: np.ndarray, sim_tol: float, cells: int = LUT_CELLS)
     threshold lies within ``sim_tol`` of the cell, near s = 1 (where distances are refined)
     and at both ends (s may round past +-1): those pairs take the kernels' exact path."""
     s_k = 1.0 - thresholds * thresholds / 2.0
-    lut = zone_table(s_k, s_k, sim_tol, cells)
-    lut = lut.astype(np.int16) if thresholds.size < 1 << 15 else lut  # a smaller table stays in cache
+    lut = zone_table(s_k, s_k, sim_tol, cells)  # int16 where it can: a small table stays in cache
     lut[np.linspace(-1.0, 1.0, cells + 1)[1:] > _kernels.REFINE_SIMILARITY] = -1
     lut[0] = -1
     return lut
@@ -123,7 +122,7 @@ def zone_table(s_low: np.ndarray, s_high: np.ndarray, sim_tol: float, cells: int
     pad = sim_tol + 1e-9  # and float64 rounding of the intervals and of the cell index
     above = lo.size - np.searchsorted(lo, edges[1:] + pad, side="right")  # wholly above the cell
     reach = hi.size - np.searchsorted(hi, edges[:-1] - pad, side="left")  # not wholly below it
-    return np.where(above == reach, above, -1).astype(np.int32)
+    return np.where(above == reach, above, -1).astype(np.int16 if lo.size < 1 << 15 else np.int32)
 
 
 USE_KERNELS = True  # tests switch this off to check the torch path against the kernels
@@ -282,8 +281,9 @@ def _quantiles(collected, pos, lo, hi) -> np.ndarray:
 
 
 def _window_pad(es: EmbeddingSet, least: int = WINDOW_PAD) -> int:
-    """Bins either side of a located rank that float32 rounding of s can move a pair across."""
-    return max(least, math.ceil(_similarity_tolerance(es) * HIST_BINS / 2.0) + 2)
+    """Bins either side of a located rank that hold the pair of that exact rank: float32
+    rounding (``tol``) moves the rank's value by up to tol and that pair by up to tol more."""
+    return max(least, math.ceil(2.0 * _similarity_tolerance(es) / (2.0 / HIST_BINS)) + 1)
 
 
 def _negative_histogram(es: EmbeddingSet) -> np.ndarray:
