@@ -3,9 +3,11 @@
 Nothing here ever holds the n x n similarity matrix: each block is ``rows x (n - i0)`` of the
 upper triangle, sized to a memory budget, so 50,000 x 512 embeddings stay well under 4 GB.
 The similarity matmul runs in torch (on the GPU when there is one); the per-pair counting runs
-in fused numba kernels on the CPU (``_kernels``) and in torch tensor operations elsewhere.
-Distances are float64 ``sqrt(2 - 2 s)`` of the float32 cosine similarity s, and the direct
-``||a - b||`` for close pairs where that formula loses digits (METHOD.md, "Conventions").
+in fused numba kernels on the CPU (``_kernels``, on the samples sorted by class:
+``sorted_set``, thresholds looked up on s: ``lookup_table``) and in torch tensor operations
+elsewhere. Distances are float64 ``sqrt(2 - 2 s)`` of the float32 cosine similarity s, and the
+direct ``||a - b||`` where float32 cannot decide a comparison or that formula loses digits
+(METHOD.md, "Conventions"). ``band`` counts a FAR band's curves in two passes with these pieces.
 """
 
 from __future__ import annotations
