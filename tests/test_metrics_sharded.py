@@ -14,6 +14,7 @@ from conftest import ROOT, clustered
 from test_metrics_device import _ties
 
 from tcm_core.metrics import EvalSettings, embedding_set, evaluate, pairs, sharded
+from tcm_core.metrics.band import band_counts
 from tcm_core.metrics.thresholds import negative_distance_ranks
 
 TIES_BAND = EvalSettings(far_range=(0.02, 0.5), num_thresholds=101)  # both ends on tied values
@@ -44,6 +45,11 @@ def _results(es) -> dict:
         found = {"pos": pos, "neg": neg, "rank_values": values, "at_or_below": at_or_below,
                  "tiny_quantiles": pairs.negative_distance_quantiles(tiny, [0.0, 0.1, 1.0]),
                  "tiny_neg": pairs.accepted_counts(tiny, np.linspace(0.5, 1.5, 11))[1]}
+        grid_pos, grid_neg = pairs.grid_counts(es, np.linspace(0.0, 2.0, 257))  # the histograms' counts
+        band_t, band_pos, band_neg = band_counts(es, (0.02, 0.5), 101)  # the kernels' two passes
+        tiny_band = band_counts(tiny, (0.1, 0.6), 11)
+        found.update(grid_pos=grid_pos, grid_neg=grid_neg, band_t=band_t, band_pos=band_pos, band_neg=band_neg,
+                     tiny_band_t=tiny_band[0], tiny_band_neg=tiny_band[2])
         out.update({f"{name}_{k}": v for k, v in found.items()})
     pairs.USE_KERNELS = True
     return out

@@ -10,6 +10,7 @@ linear interpolation of those cumulative counts, agreeing with the exact
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,7 +26,9 @@ MAX_CELLS = 1 << 25  # classes x 2 x bins: at most 256 MB of int64 counts
 
 @dataclass(frozen=True, eq=False)
 class DistanceHistograms:
-    """Cumulative accepted-pair counts on ``grid (g,)``: ``pos_acc/neg_acc (classes, g)``."""
+    """Cumulative accepted-pair counts on ``grid (g,)``: ``pos_acc/neg_acc (classes, g)``
+    integers, stored grid-major (all classes at one grid point contiguous: a slider move reads
+    a few hundred grid points)."""
 
     grid: np.ndarray
     classes: np.ndarray
@@ -43,10 +46,14 @@ class DistanceHistograms:
             return check_distance_range(distance_range)
         qs = np.asarray(check_far_range(far_range))
         m = self.negative_pairs
-        below = self.neg_acc.sum(axis=0) / 2.0  # negatives with d <= grid point
         # the rank-h order statistic sits where the count steps from h to h+1
-        t = np.interp(qs * (m - 1) + 0.5, below, self.grid)
+        t = np.interp(qs * (m - 1) + 0.5, self.negatives_below, self.grid)
         return float(t[0]), float(t[1])
+
+    @cached_property
+    def negatives_below(self) -> np.ndarray:
+        """``(g,)`` negative pairs with d <= each grid point (each counted once)."""
+        return self.neg_acc.sum(axis=0, dtype=np.int64) / 2.0
 
     def curves(self, *, far_range=DEFAULT_FAR_RANGE, distance_range=None,
                num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA) -> UtilityCurves:
@@ -70,8 +77,8 @@ def distance_histograms_from_set(es: EmbeddingSet, num_bins: int | None = None) 
     if num_bins is None:
         num_bins = int(min(MAX_BINS, max(256, MAX_CELLS // (2 * len(es.classes)))))
     grid = np.linspace(0.0, 2.0, num_bins + 1)
-    pos, neg = pairs.accepted_counts(es, grid, exact=False)
-    return DistanceHistograms(grid, es.classes, es.class_sizes, pos.astype(np.float64), neg.astype(np.float64))
+    pos, neg = pairs.grid_counts(es, grid)
+    return DistanceHistograms(grid, es.classes, es.class_sizes, pos, neg)
 
 
 def distance_histograms(embeddings, labels, *, num_bins: int | None = None,

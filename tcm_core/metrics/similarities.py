@@ -3,7 +3,8 @@ the share of pairs m+ and m- penalize, and the TCM loss they give (METHOD.md, "T
 
 ``pair_similarities`` streams the cosine similarities of all unordered test pairs ``a < b``
 into fine histograms (positives and negatives apart) with per-bin sums of ``s``, in row blocks
-(never the full ``n x n``). Every slider move is then answered from the histograms alone:
+(never the full ``n x n``), samples sorted by class and binned in a numba kernel
+(``_kernels``). Every slider move is then answered from the histograms alone:
 ``penalized_shares`` (share of hard positives ``s <= m+`` and hard negatives ``s >= m-``) and
 ``tcm_value`` (the TCM loss over all those pairs), exact up to linear interpolation inside one bin.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from tcm_core.checks import check_embeddings, check_labels, check_lambda, check_margin, unit_rows
 from tcm_core.errors import TCMError
 from tcm_core.losses.tcm import LAMBDA_NEG, LAMBDA_POS, MARGIN_NEG, MARGIN_POS
+from tcm_core.metrics import _kernels
 
 DEFAULT_BINS = 2000  # bin width 0.001 in cosine similarity
 BLOCK_ROWS = 512
@@ -53,21 +55,16 @@ def pair_similarities(embeddings, labels, *, normalize: bool = True, num_bins: i
     y, _ = check_labels(labels, len(x))  # integer codes: same code, same class
     if not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
         raise TCMError(f"num_bins must be an integer >= 2; got {num_bins!r}")
-    x = x.astype(np.float32)
-    n, edges = x.shape[0], np.linspace(-1.0, 1.0, num_bins + 1)
-    counts, sums = np.zeros((2, num_bins)), np.zeros((2, num_bins))
-    cols = np.arange(n)
-    for start in range(0, n - 1, block_rows):
-        rows = np.arange(start, min(n, start + block_rows))
-        s = np.clip(x[rows] @ x.T, -1.0, 1.0)  # (b, n)
-        upper = cols[None, :] > rows[:, None]  # pairs a < b only
-        same = (y[rows][:, None] == y[None, :])
-        for k, mask in enumerate((upper & same, upper & ~same)):
-            v = s[mask].astype(np.float64)
-            idx = np.minimum(((v + 1.0) * (num_bins / 2.0)).astype(np.int64), num_bins - 1)
-            counts[k] += np.bincount(idx, minlength=num_bins)
-            sums[k] += np.bincount(idx, weights=v, minlength=num_bins)
-    return SimilarityHistograms(edges, counts[0], counts[1], sums[0], sums[1])
+    order = np.argsort(y, kind="stable")  # by class: a row's positives end where its class does
+    x, y = np.ascontiguousarray(x[order], dtype=np.float32), y[order]
+    class_end = np.searchsorted(y, y, side="right").astype(np.int64)
+    threads = _kernels.nb.get_num_threads()
+    counts, sums = np.zeros((threads, 2, num_bins), dtype=np.int64), np.zeros((threads, 2, num_bins))
+    for start in range(0, len(x) - 1, block_rows):
+        s = x[start:start + block_rows] @ x[start:].T  # (b, n - start): pairs a < b are j > i
+        _kernels.similarity_histogram_block(s, start, class_end, counts, sums)
+    counts, sums = counts.sum(axis=0).astype(np.float64), sums.sum(axis=0)
+    return SimilarityHistograms(np.linspace(-1.0, 1.0, num_bins + 1), counts[0], counts[1], sums[0], sums[1])
 
 
 def _below(h: SimilarityHistograms, count: np.ndarray, sums: np.ndarray, m: float):

@@ -20,14 +20,17 @@ Two sources of noise, two intervals:
 
 The bootstrap is vectorized so it can follow a slider: draws are
 ``numpy.random.default_rng(seed).integers(0, T, size=(resamples, T))`` (class indices; their
-per-row counts ``C (B, T)`` are multinomial), and every resample's statistics come from one
-matrix product ``C @ [U, U**2]`` with the class-utility matrix ``U (T, k)`` plus a small one:
+per-row counts ``C (B, T)`` are multinomial, drawn once per seed and class count), and every
+resample's statistics come from one matrix product ``C @ U`` with the class-utility matrix
+``U (T, k)`` plus small ones:
 
-- OPIS_b = mean_k (C @ U**2 / T - (C @ U / T)**2), the across-class variance per threshold;
+- OPIS_b = C @ mean_k(U**2) / T - mean_k((C @ U / T)**2), the across-class variance per
+  threshold averaged over the thresholds;
 - eps-OPIS_b: each class's mean utility is fixed, so classes are sorted once by it (stable, as
   ``opis.worst_classes``); the worst ceil(eps*T) of a resample are the first classes in that
-  order taken with their counts (cumulative counts clipped at ceil(eps*T)), the rest the others,
-  whose utility sum is the resample's total (C @ U) minus the worst's.
+  order taken with their counts (cumulative counts clipped at ceil(eps*T); only the first
+  classes in that order can be reached), the rest the others, whose utility sum is the
+  resample's total (C @ U) minus the worst's.
 
 Intervals are percentile intervals (95% by default) and ``Interval.value`` is always the
 point estimate on the original classes, computed with ``opis.opis``/``opis.eps_opis``.
@@ -36,6 +39,7 @@ point estimate on the original classes, computed with ``opis.opis``/``opis.eps_o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -113,6 +117,21 @@ def draw_counts(n_classes: int, resamples: int = DEFAULT_RESAMPLES, seed=0) -> n
     return np.bincount(idx.ravel(), minlength=resamples * n_classes).reshape(resamples, n_classes)
 
 
+def _draws(n_classes: int, resamples: int, seed) -> np.ndarray:
+    """``draw_counts`` as float64, drawn once per (classes, resamples, int seed): every slider
+    move of a page redraws the same resamples."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return _cached_draws(int(n_classes), int(resamples), int(seed))
+    return draw_counts(n_classes, resamples, seed).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_draws(n_classes: int, resamples: int, seed: int) -> np.ndarray:
+    out = draw_counts(n_classes, resamples, seed).astype(np.float64)
+    out.flags.writeable = False
+    return out
+
+
 def replicates_from_counts(utility: np.ndarray, counts: np.ndarray,
                            eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:
     """OPIS and eps-OPIS ``(B,)`` of each resample; ``counts (B, T)`` from ``draw_counts``, each
@@ -126,27 +145,59 @@ def replicates_from_counts(utility: np.ndarray, counts: np.ndarray,
     n_worst = _n_worst(t, eps)
     if n_worst >= t:
         raise TCMError(f"eps={eps:g} puts all {t} classes among the worst; the rest would be empty")
+    return _replicates(u, counts.astype(np.float64, copy=False), n_worst)
+
+
+def _replicates(u: np.ndarray, counts: np.ndarray, n_worst: int) -> tuple[np.ndarray, np.ndarray]:
+    if counts.size * u.shape[1] > SMALL_PRODUCT:
+        return _replicates_blocks(u, counts, n_worst)
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        return _replicates_blocks(u, counts, n_worst)
+
+
+SMALL_PRODUCT = 1 << 25  # multiply-adds below which one BLAS thread answers sooner (no hand-off)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_threads():
+    from threadpoolctl import ThreadpoolController  # scikit-learn's dependency; after numpy's BLAS loaded
+
+    return ThreadpoolController()
+
+
+def _replicates_blocks(u: np.ndarray, counts: np.ndarray, n_worst: int) -> tuple[np.ndarray, np.ndarray]:
+    t, k = u.shape
     order = np.argsort(u.mean(axis=1), kind="stable")  # fixed: a class's mean utility never changes
     # Centering columns changes neither statistic (a variance; weights of the gap sum to 0) and
-    # keeps m2 - mean^2 free of cancellation.
-    uc = u[order] - u.mean(axis=0)
-    both = np.concatenate([uc, uc * uc], axis=1)  # (T, 2k)
-    k = u.shape[1]
+    # keeps m2 - mean^2 free of cancellation. OPIS only needs each class's mean square over k.
+    uc = u - u.mean(axis=0)
+    square = (uc * uc).mean(axis=1)  # (T,)
     out_opis = np.empty(counts.shape[0])
     out_eps = np.empty(counts.shape[0])
     block = max(1, _BLOCK_ELEMENTS // max(t, 1))
     for start in range(0, counts.shape[0], block):
-        c = counts[start:start + block][:, order].astype(np.float64)
-        moments = c @ both / t
-        mean, m2 = moments[:, :k], moments[:, k:]
-        out_opis[start:start + block] = (m2 - mean * mean).mean(axis=1)
-        before = np.cumsum(c, axis=1) - c  # draws of the classes ranked worse than this one
-        worst = np.minimum(np.maximum(n_worst - before, 0.0), c)
-        cols = int(np.flatnonzero(worst.any(axis=0))[-1]) + 1  # the worst sit in the first columns
-        worst_sum = worst[:, :cols] @ uc[:cols]
-        gap = worst_sum / n_worst - (mean * t - worst_sum) / (t - n_worst)
-        out_eps[start:start + block] = (gap * gap).mean(axis=1)
+        c = counts[start:start + block]
+        total = c @ uc  # (b, k): each resample's utility sum per threshold, T times its mean
+        out_opis[start:start + block] = c @ square / t - np.einsum("bk,bk->b", total, total) / (k * t * t)
+        worst, rows = _worst_draws(c, order, n_worst)
+        gap = worst @ uc[rows]  # the worst's sum; the gap is their mean minus the rest's
+        gap *= 1.0 / n_worst + 1.0 / (t - n_worst)
+        gap -= total * (1.0 / (t - n_worst))
+        out_eps[start:start + block] = np.einsum("bk,bk->b", gap, gap) / k
     return out_opis, out_eps
+
+
+def _worst_draws(c: np.ndarray, order: np.ndarray, n_worst: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights (b, h), rows (h,))``: each resample's draws of the classes in ``order`` (worst
+    mean utility first) taken until ``n_worst`` draws; only the first h classes can be reached."""
+    t = order.size
+    h = min(t, 2 * n_worst + 32)
+    while True:
+        drawn = c[:, order[:h]]
+        before = np.cumsum(drawn, axis=1) - drawn  # draws of the classes ranked worse than this one
+        if h == t or (before[:, -1] + drawn[:, -1] >= n_worst).all():
+            return np.minimum(np.maximum(n_worst - before, 0.0), drawn), order[:h]
+        h = min(t, 2 * h)
 
 
 def _percentiles(reps: np.ndarray, level: float) -> tuple[float, float]:
@@ -169,7 +220,7 @@ def bootstrap_scores(curves: UtilityCurves, eps: float = DEFAULT_EPS, *,
     eps, level, resamples = check_eps(eps), _check_level(level), _check_resamples(resamples)
     value_opis, value_eps = opis(curves), eps_opis(curves, eps)  # also the checks (T >= 2 etc.)
     t = curves.utility.shape[0]
-    reps_opis, reps_eps = replicates_from_counts(curves.utility, draw_counts(t, resamples, seed), eps)
+    reps_opis, reps_eps = replicates_from_counts(curves.utility, _draws(t, resamples, seed), eps)
     method = f"bootstrap over {t} classes, {resamples} resamples"
     return (Interval(value_opis, *_percentiles(reps_opis, level), level, t, method),
             Interval(value_eps, *_percentiles(reps_eps, level), level, t, method))
@@ -221,7 +272,7 @@ def bootstrap_change(base_curves: UtilityCurves, tcm_curves: UtilityCurves, eps:
     worst_classes(base, eps)  # eps must leave a rest
     values = (relative_change(opis(base), opis(tcm)),
               relative_change(eps_opis(base, eps), eps_opis(tcm, eps)))
-    counts = draw_counts(t, resamples, seed)
+    counts = _draws(t, resamples, seed)
     b_opis, b_eps = replicates_from_counts(base.utility, counts, eps)
     n_opis, n_eps = replicates_from_counts(tcm.utility, counts, eps)
     left_out = base_curves.utility.shape[0] + tcm_curves.utility.shape[0] - 2 * t
@@ -310,7 +361,7 @@ def bootstrap_recall_change(base: ClassHits, tcm: ClassHits, *, resamples: int =
         raise TCMError(f"the two runs share {len(shared)} test class(es); a paired bootstrap needs at least 2")
     hb, ht, size = base.hits[ib], tcm.hits[it], base.sizes[ib]
     value = 100.0 * (ht.sum() - hb.sum()) / size.sum()
-    counts = draw_counts(len(shared), resamples, seed).astype(np.float64)
+    counts = _draws(len(shared), resamples, seed)
     reps = 100.0 * (counts @ (ht - hb)) / (counts @ size)
     low, high = _percentiles(reps, level)
     return Interval(float(value), low, high, level, len(shared),

@@ -13,6 +13,7 @@ import numpy as np
 
 from tcm_core.checks import check_beta, check_distance_range, check_far_range, check_num_thresholds
 from tcm_core.metrics import pairs
+from tcm_core.metrics.band import band_counts
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 
 DEFAULT_FAR_RANGE = (1e-3, 1e-1)  # (our choice), METHOD.md: the one place this band is written
@@ -57,9 +58,11 @@ class UtilityCurves:
 def utility_from_rates(tpr: np.ndarray, tnr: np.ndarray, beta: float = DEFAULT_BETA) -> np.ndarray:
     """F-beta style utility ``(1+b^2) TPR TNR / (b^2 TNR + TPR)``, 0 where both rates are 0."""
     b2 = beta * beta
-    num = (1.0 + b2) * tpr * tnr
-    den = b2 * tnr + tpr
-    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+    num = np.multiply(tpr, tnr, dtype=np.float64)
+    num *= 1.0 + b2
+    den = np.multiply(tnr, b2, dtype=np.float64)
+    den += tpr
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def calibration_range_from_set(es: EmbeddingSet, far_range=DEFAULT_FAR_RANGE, distance_range=None):
@@ -86,9 +89,12 @@ def curves_from_counts(classes, class_sizes, thresholds, pos_acc, neg_acc, *, be
     usable = sizes >= 2
     pos_total = sizes * (sizes - 1) / 2
     neg_total = sizes * (n - sizes)
-    tpr = pos_acc[usable] / pos_total[usable, None]
-    tnr = 1.0 - neg_acc[usable] / neg_total[usable, None]
     far = neg_acc.sum(axis=0) / 2.0 / pairs.negative_pair_count(class_sizes)
+    if not usable.all():  # (a copy only when there are singletons to leave out)
+        pos_acc, neg_acc, pos_total, neg_total = pos_acc[usable], neg_acc[usable], pos_total[usable], neg_total[usable]
+    tpr = pos_acc / pos_total[:, None]
+    tnr = neg_acc / neg_total[:, None]
+    np.subtract(1.0, tnr, out=tnr)
     return UtilityCurves(
         thresholds=np.asarray(thresholds, dtype=np.float64),
         classes=np.asarray(classes)[usable],
@@ -108,9 +114,11 @@ def utility_curves_from_set(es: EmbeddingSet, *, far_range=DEFAULT_FAR_RANGE, di
                        num_thresholds=DEFAULT_NUM_THRESHOLDS, beta=DEFAULT_BETA) -> UtilityCurves:
     """``utility_curves`` on an already validated ``EmbeddingSet``."""
     k, beta = check_num_thresholds(num_thresholds), check_beta(beta)
-    t_min, t_max = calibration_range_from_set(es, far_range, distance_range)
-    thresholds = np.linspace(t_min, t_max, k)
-    pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
+    if distance_range is None:  # the band's ends and the counts in two passes over the pairs
+        thresholds, pos_acc, neg_acc = band_counts(es, check_far_range(far_range), k)
+    else:
+        thresholds = np.linspace(*check_distance_range(distance_range), k)
+        pos_acc, neg_acc = pairs.accepted_counts(es, thresholds)
     return curves_from_counts(es.classes, es.class_sizes, thresholds, pos_acc, neg_acc, beta=beta,
                               far_range=far_range, distance_range=distance_range)
 

@@ -5,6 +5,7 @@ the page formats them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from tcm_core.metrics import DistanceHistograms, UtilityCurves, class_rates
@@ -23,17 +24,15 @@ def class_table(base_curves: UtilityCurves, tcm_curves: UtilityCurves,
     """
     base_rates = class_rates(base_hist, threshold)
     tcm_rates = class_rates(tcm_hist, threshold)
-    table = pd.DataFrame({f"mean U {BASE}": _mean_utility(base_curves),
-                          f"mean U {TCM}": _mean_utility(tcm_curves)}).dropna()
-    table = table.join(base_rates[["size"]], how="inner")
-    table["Δ mean U"] = table[f"mean U {TCM}"] - table[f"mean U {BASE}"]
+    classes = pd.Index(base_curves.classes, name="class")
+    in_tcm = pd.Index(tcm_curves.classes).get_indexer(classes)
+    in_rates = base_rates.index.get_indexer(classes)
+    keep = (in_tcm >= 0) & (in_rates >= 0)  # usable in both runs, in the baseline's order
+    base_u, tcm_u = base_curves.utility.mean(axis=1)[keep], tcm_curves.utility.mean(axis=1)[in_tcm[keep]]
+    in_tcm_rates = tcm_rates.index.get_indexer(classes[keep])
+    columns = {"size": base_rates["size"].to_numpy()[in_rates[keep]],
+               f"mean U {BASE}": base_u, f"mean U {TCM}": tcm_u, "Δ mean U": tcm_u - base_u}
     for rate in ("FAR", "FRR"):
-        table[f"{rate} {BASE}"] = base_rates[rate]
-        table[f"{rate} {TCM}"] = tcm_rates[rate]
-    order = [c for c in base_curves.classes if c in table.index]
-    return table.loc[order, ["size", f"mean U {BASE}", f"mean U {TCM}", "Δ mean U",
-                             f"FAR {BASE}", f"FAR {TCM}", f"FRR {BASE}", f"FRR {TCM}"]]
-
-
-def _mean_utility(curves: UtilityCurves) -> pd.Series:
-    return pd.Series(curves.utility.mean(axis=1), index=pd.Index(curves.classes, name="class"))
+        columns[f"{rate} {BASE}"] = base_rates[rate].to_numpy()[in_rates[keep]]
+        columns[f"{rate} {TCM}"] = np.where(in_tcm_rates >= 0, tcm_rates[rate].to_numpy()[in_tcm_rates], np.nan)
+    return pd.DataFrame(columns, index=classes[keep])

@@ -19,6 +19,7 @@ from tcm_core.experiments.tune import pareto_mask
 from tcm_core.metrics.similarities import SimilarityHistograms, penalized_shares
 from tcm_core.viz._style import BASELINE_COLOR, MEAN_COLOR, TCM_COLOR, WORST_COLOR, rgba
 from tcm_core.viz.format import change_with_interval, format_metric
+from tcm_core.viz.utility import FIGURE_TEMPLATE
 
 POS_COLOR, NEG_COLOR = "#2ca02c", "#9467bd"
 DISTINGUISHABLE = "OPIS change distinguishable from zero (95% CI excludes 0)"
@@ -40,33 +41,37 @@ def _coarse(h: SimilarityHistograms, bins: int):
 def similarity_histogram_figure(h: SimilarityHistograms, margin_pos: float, margin_neg: float,
                                 bins: int = DISPLAY_BINS, split: str = "test") -> go.Figure:
     """Positive / negative cosine-similarity histograms; shaded: what TCM penalizes
-    (positives with s <= m+, negatives with s >= m-); margins as vertical lines."""
+    (positives with s <= m+, negatives with s >= m-); margins as vertical lines. Built from plain
+    dicts without plotly's validation: it is redrawn on every margin slider move."""
     x, pos, neg = _coarse(h, bins)
     share_pos, share_neg = penalized_shares(h, margin_pos, margin_neg)
     top = float(max(pos.max(initial=0), neg.max(initial=0))) or 1.0
     floor = max(1e-6, float(min(v[v > 0].min(initial=1.0) for v in (pos, neg))) / 2)
-    fig = go.Figure()
-    fig.add_vrect(x0=-1.0, x1=margin_pos, fillcolor=rgba(POS_COLOR, 0.10), line_width=0, layer="below")
-    fig.add_vrect(x0=margin_neg, x1=1.0, fillcolor=rgba(NEG_COLOR, 0.10), line_width=0, layer="below")
-    for name, y, color in (("positive pairs (same class)", pos, POS_COLOR),
-                           ("negative pairs (different classes)", neg, NEG_COLOR)):
-        fig.add_trace(go.Bar(x=x, y=y, name=name, marker_color=rgba(color, 0.55),
-                             marker_line_width=0, width=float(x[1] - x[0]) if x.size > 1 else 0.01))
+    width = float(x[1] - x[0]) if x.size > 1 else 0.01
+    bars = [dict(type="bar", x=x, y=y, name=name, marker=dict(color=rgba(color, 0.55), line=dict(width=0)), width=width)
+            for name, y, color in (("positive pairs (same class)", pos, POS_COLOR),
+                                   ("negative pairs (different classes)", neg, NEG_COLOR))]
+    shapes = [dict(type="rect", x0=x0, x1=x1, y0=0, y1=1, xref="x", yref="y domain", fillcolor=rgba(color, 0.10),
+                   line=dict(width=0), layer="below")
+              for x0, x1, color in ((-1.0, margin_pos, POS_COLOR), (margin_neg, 1.0, NEG_COLOR))]
+    notes = []
     for name, m, color, share, pos_x, y in (("m⁺", margin_pos, POS_COLOR, share_pos, "left", 1.0),
                                             ("m⁻", margin_neg, NEG_COLOR, share_neg, "right", 0.86)):
         side = "positives ≤ m⁺" if name == "m⁺" else "negatives ≥ m⁻"
-        fig.add_vline(x=m, line=dict(color=color, width=2, dash="dash"))
-        fig.add_annotation(x=m, y=y, yref="paper", xanchor="right" if pos_x == "left" else "left", yanchor="top",
-                           text=f"{name} = {m:.2f}<br>{100 * share:.1f}% of {side} penalized",
-                           showarrow=False, font=dict(color=color, size=12),
-                           bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(barmode="overlay", bargap=0, height=420, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text=f"Cosine similarity of all {split} pairs; shaded: what TCM penalizes", x=0),
-                      xaxis=dict(title="cosine similarity s", range=[-1, 1]),
-                      yaxis=dict(title="share of pairs per bin (log)", type="log",
-                                 range=[np.log10(floor), np.log10(top * 1.5)]),
-                      legend=dict(orientation="h", y=-0.18))
-    return fig
+        shapes.append(dict(type="line", x0=m, x1=m, y0=0, y1=1, xref="x", yref="y domain",
+                           line=dict(color=color, width=2, dash="dash")))
+        notes.append(dict(x=m, y=y, xref="x", yref="paper", xanchor="right" if pos_x == "left" else "left",
+                          yanchor="top", text=f"{name} = {m:.2f}<br>{100 * share:.1f}% of {side} penalized",
+                          showarrow=False, font=dict(color=color, size=12), bgcolor="rgba(255,255,255,0.8)"))
+    grid = dict(gridcolor="white", zerolinecolor="white", linecolor="white")  # plotly's default look
+    layout = dict(template=FIGURE_TEMPLATE, plot_bgcolor="#E5ECF6", paper_bgcolor="white", shapes=shapes,
+                  annotations=notes, barmode="overlay", bargap=0, height=420, margin=dict(l=10, r=10, t=40, b=10),
+                  title=dict(text=f"Cosine similarity of all {split} pairs; shaded: what TCM penalizes", x=0),
+                  xaxis=dict(title=dict(text="cosine similarity s"), range=[-1, 1], **grid),
+                  yaxis=dict(title=dict(text="share of pairs per bin (log)"), type="log",
+                             range=[np.log10(floor), np.log10(top * 1.5)], **grid),
+                  legend=dict(orientation="h", y=-0.18))
+    return go.Figure(dict(data=bars, layout=layout), _validate=False)
 
 
 def retrain_caption(result) -> str:

@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from tcm_core.errors import TCMError
 from tcm_core.metrics import UtilityCurves, eps_opis, opis, worst_classes
@@ -29,11 +28,12 @@ def utility_figure(curves: UtilityCurves, *, eps: float = 0.1, title: str = "",
                    x_range: Sequence[float] | None = None) -> go.Figure:
     """Per-class utility curves of one run over its calibration range (shaded), with Ū(d),
     the worst ``eps`` of classes in red and OPIS / ε-OPIS in the corner."""
-    fig = make_subplots(rows=1, cols=1)
-    _add_panel(fig, curves, eps=eps, color=color, row=1, col=1)
-    _style_axes(fig, x_range if x_range is not None else padded_range([curves]))
-    fig.update_layout(title=title or None, height=440)
-    return fig
+    traces, shapes, notes = _panel(curves, eps=eps, color=color, axis="")
+    layout = _layout(x_range if x_range is not None else padded_range([curves]), ("",), height=440)
+    layout.update(shapes=shapes, annotations=notes)
+    if title:
+        layout["title"] = dict(text=title)
+    return _figure(traces, layout)
 
 
 def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: float = 0.1,
@@ -42,16 +42,49 @@ def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: flo
     """Baseline and TCM side by side on the same axes (x covers both calibration ranges)."""
     if len(titles) != 2 or len(colors) != 2:
         raise TCMError(f"titles and colors need two entries each; got {titles!r}, {colors!r}")
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=list(titles),
-                        horizontal_spacing=0.05)
-    for col, (curves, label, color) in enumerate(zip((baseline, tcm), titles, colors), start=1):
-        _add_panel(fig, curves, eps=eps, color=color, row=1, col=col, label=label,
-                   first=col == 1)
-    _style_axes(fig, padded_range([baseline, tcm]))
-    fig.layout.xaxis2.matches = "x"
-    fig.update_yaxes(title_text=None, row=1, col=2)
-    fig.update_layout(height=460)
-    return fig
+    traces, shapes, notes = [], [], []
+    for axis, (curves, label, color) in zip(("", "2"), zip((baseline, tcm), titles, colors)):
+        t, s, a = _panel(curves, eps=eps, color=color, axis=axis, label=label, first=axis == "")
+        traces += t
+        shapes += s
+        notes += a
+    layout = _layout(padded_range([baseline, tcm]), ("", "2"), height=460)
+    titles_notes = [dict(text=text, x=(lo + hi) / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                         yanchor="bottom", showarrow=False, font=dict(size=16))
+                    for text, (lo, hi) in zip(titles, PAIR_DOMAINS)]
+    layout.update(shapes=shapes, annotations=titles_notes + notes)
+    return _figure(traces, layout)
+
+
+PAIR_DOMAINS = ((0.0, 0.475), (0.525, 1.0))  # make_subplots' domains at horizontal_spacing=0.05
+# what the figures used of plotly's default template; the whole one is deep-copied per figure
+FIGURE_TEMPLATE = dict(layout=dict(font=dict(color="#2a3f5f"), hovermode="closest", hoverlabel=dict(align="left"),
+                            title=dict(x=0.05), xaxis=dict(automargin=True, title=dict(standoff=15)),
+                            yaxis=dict(automargin=True, title=dict(standoff=15))))
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A ``go.Figure`` from plain dicts without plotly's per-property validation (which took
+    most of a slider move); the dicts are built here, so they are known to be valid."""
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)
+
+
+def _layout(x_range, axes: Sequence[str], height: int) -> dict:
+    """Axes in plotly_white's look, set directly (a template would be deep-copied per move);
+    with two panels the second shares the first's axes and has no y tick labels."""
+    grid = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#ccc")
+    domains = PAIR_DOMAINS if len(axes) == 2 else ((0.0, 1.0),)
+    layout = dict(height=height, plot_bgcolor="white", paper_bgcolor="white", margin=dict(t=80),
+                  template=FIGURE_TEMPLATE)
+    for axis, domain in zip(axes, domains):
+        layout[f"xaxis{axis}"] = dict(anchor=f"y{axis}", domain=list(domain), range=list(x_range),
+                                      title=dict(text=X_TITLE), **grid)
+        layout[f"yaxis{axis}"] = dict(anchor=f"x{axis}", domain=[0.0, 1.0], range=list(Y_RANGE), **grid)
+    layout["yaxis"]["title"] = dict(text=Y_TITLE)
+    if len(axes) == 2:
+        layout["xaxis2"]["matches"] = "x"
+        layout["yaxis2"].update(matches="y", showticklabels=False)
+    return layout
 
 
 def padded_range(curves_list: Sequence[UtilityCurves], pad: float = 0.04) -> tuple[float, float]:
@@ -70,15 +103,16 @@ def gapped(rows: np.ndarray) -> np.ndarray:
     return out.ravel()[:-1]
 
 
-def _add_panel(fig, curves: UtilityCurves, *, eps, color, row, col, label="", first=True):
+def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True):
+    """(traces, shapes, annotations) of one panel on axes ``x{axis}``/``y{axis}``."""
     worst = worst_classes(curves, eps)  # raises TCMError for an eps that leaves no "rest"
     names = curves.classes.astype(str)
-    for trace in (_all_classes_trace(curves, names, color, label),
-                  _worst_trace(curves, worst, names, eps, first),
-                  _mean_trace(curves, first)):
-        fig.add_trace(trace, row=row, col=col)
-    _add_range(fig, curves, row, col)
-    _add_scores(fig, curves, eps, len(worst), row, col)
+    refs = dict(xaxis=f"x{axis}", yaxis=f"y{axis}")
+    traces = [dict(tr, **refs) for tr in (_all_classes_trace(curves, names, color, label),
+                                         _worst_trace(curves, worst, names, eps, first),
+                                         _mean_trace(curves, first))]
+    shapes, notes = _range(curves, axis)
+    return traces, shapes, notes + [_scores_note(curves, eps, len(worst), axis)]
 
 
 MAX_CLOUD_POINTS = 40_000  # per panel: beyond this the cloud is drawn on every n-th threshold
@@ -92,7 +126,7 @@ def display_columns(k: int, t: int) -> np.ndarray:
     return np.arange(k) if stride <= 1 else np.unique(np.append(np.arange(0, k, stride), k - 1))
 
 
-def _all_classes_trace(curves: UtilityCurves, names, color, label) -> go.Scattergl:
+def _all_classes_trace(curves: UtilityCurves, names, color, label) -> dict:
     cols = display_columns(curves.num_thresholds, curves.utility.shape[0])
     thresholds, utility = curves.thresholds[cols], curves.utility[:, cols]
     t, k = utility.shape
@@ -101,41 +135,43 @@ def _all_classes_trace(curves: UtilityCurves, names, color, label) -> go.Scatter
         hover = dict(text=np.repeat(names, k + 1)[:-1],
                      hovertemplate="class %{text}<br>d = %{x:.3f}<br>U = %{y:.3f}<extra></extra>")
     name = f"{label}: all {t} classes" if label else f"all {t} classes"
-    return go.Scattergl(
-        x=gapped(np.broadcast_to(thresholds, (t, k))), y=gapped(utility),
+    return dict(
+        type="scattergl", x=gapped(np.broadcast_to(thresholds, (t, k))), y=gapped(utility),
         mode="lines", connectgaps=False, name=name, legendgroup=f"all-{label}",
         line=dict(color=rgba(color, float(np.clip(2.0 / np.sqrt(t), 0.06, 0.5))), width=1),
         **hover)
 
 
-def _worst_trace(curves: UtilityCurves, worst, names, eps, showlegend) -> go.Scattergl:
+def _worst_trace(curves: UtilityCurves, worst, names, eps, showlegend) -> dict:
     k = curves.num_thresholds
-    return go.Scattergl(
-        x=gapped(np.broadcast_to(curves.thresholds, (len(worst), k))),
+    return dict(
+        type="scattergl", x=gapped(np.broadcast_to(curves.thresholds, (len(worst), k))),
         y=gapped(curves.utility[worst]), text=np.repeat(names[worst], k + 1)[:-1],
         mode="lines", connectgaps=False, name=f"worst {eps * 100:g}% of classes",
         legendgroup="worst", showlegend=showlegend, line=dict(color=WORST_COLOR, width=2),
         hovertemplate="worst: class %{text}<br>d = %{x:.3f}<br>U = %{y:.3f}<extra></extra>")
 
 
-def _mean_trace(curves: UtilityCurves, showlegend) -> go.Scattergl:
-    return go.Scattergl(
-        x=curves.thresholds, y=curves.utility.mean(axis=0), mode="lines", name="mean Ū(d)",
+def _mean_trace(curves: UtilityCurves, showlegend) -> dict:
+    return dict(
+        type="scattergl", x=curves.thresholds, y=curves.utility.mean(axis=0), mode="lines", name="mean Ū(d)",
         legendgroup="mean", showlegend=showlegend, line=dict(color=MEAN_COLOR, width=3.5),
         hovertemplate="mean<br>d = %{x:.3f}<br>Ū = %{y:.3f}<extra></extra>")
 
 
-def _add_range(fig, curves: UtilityCurves, row, col):
-    fig.add_vrect(x0=curves.t_min, x1=curves.t_max, fillcolor=RANGE_FILL, opacity=0.1,
-                  layer="below", line=dict(color=RANGE_FILL, width=1, dash="dot"), row=row, col=col)
-    for x, end, far, anchor in ((curves.t_min, "t_min", curves.far[0], "left"),
-                                (curves.t_max, "t_max", curves.far[-1], "right")):
-        fig.add_annotation(x=x, y=1.0, yref="y domain", yanchor="bottom", xanchor=anchor,
-                           text=f"{end} {x:.3f}<br>FAR {far:.2g}", showarrow=False,
-                           font=dict(size=10, color="#555"), row=row, col=col)
+def _range(curves: UtilityCurves, axis: str) -> tuple[list[dict], list[dict]]:
+    """The shaded calibration range and its two end labels."""
+    rect = dict(type="rect", x0=curves.t_min, x1=curves.t_max, y0=0, y1=1, xref=f"x{axis}",
+                yref=f"y{axis} domain", fillcolor=RANGE_FILL, opacity=0.1, layer="below",
+                line=dict(color=RANGE_FILL, width=1, dash="dot"))
+    notes = [dict(x=x, y=1.0, xref=f"x{axis}", yref=f"y{axis} domain", yanchor="bottom", xanchor=anchor,
+                  text=f"{end} {x:.3f}<br>FAR {far:.2g}", showarrow=False, font=dict(size=10, color="#555"))
+             for x, end, far, anchor in ((curves.t_min, "t_min", curves.far[0], "left"),
+                                         (curves.t_max, "t_max", curves.far[-1], "right"))]
+    return [rect], notes
 
 
-def _add_scores(fig, curves: UtilityCurves, eps, n_worst, row, col):
+def _scores_note(curves: UtilityCurves, eps, n_worst, axis: str) -> dict:
     t, k = curves.utility.shape
     source = (f"FAR band [{curves.far_range[0]:g}, {curves.far_range[1]:g}]"
               if curves.far_range is not None else
@@ -143,15 +179,6 @@ def _add_scores(fig, curves: UtilityCurves, eps, n_worst, row, col):
     text = (f"OPIS {opis(curves):.4g}<br>{eps * 100:g}%-OPIS {eps_opis(curves, eps):.4g}"
             f"<br><span style='font-size:10px'>β={curves.beta:g}, K={k}, {t} classes "
             f"({n_worst} worst)<br>{source}</span>")
-    fig.add_annotation(x=0.01, y=0.98, xref="x domain", yref="y domain", xanchor="left",
-                       yanchor="top", align="left", text=text, showarrow=False,
-                       bgcolor="rgba(255,255,255,0.85)", bordercolor="#999", borderwidth=1,
-                       row=row, col=col)
-
-
-def _style_axes(fig, x_range):
-    # plotly_white's look, set directly: assigning a template deep-copies it on every slider move
-    grid = dict(gridcolor="#ebebeb", zeroline=False, linecolor="#ccc")
-    fig.update_xaxes(title_text=X_TITLE, range=list(x_range), **grid)
-    fig.update_yaxes(title_text=Y_TITLE, range=list(Y_RANGE), **grid)
-    fig.update_layout(plot_bgcolor="white", paper_bgcolor="white", margin=dict(t=80))
+    return dict(x=0.01, y=0.98, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left",
+                yanchor="top", align="left", text=text, showarrow=False,
+                bgcolor="rgba(255,255,255,0.85)", bordercolor="#999", borderwidth=1)
