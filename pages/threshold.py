@@ -64,7 +64,8 @@ if pair.tcm is None:  # one uploaded run: its curves, scores and thresholds, no 
     m[0].metric("OPIS", format_metric(base.opis, "opis"))
     m[1].metric(f"{settings.eps:g}-OPIS", format_metric(base.eps_opis, "opis"))
     m[2].metric("R@1", format_metric(base_m["recall_at_1"], "share"))
-    st.plotly_chart(fig := utility_figure(base.curves, eps=settings.eps, title=pair.name), width="stretch")
+    st.plotly_chart(fig := utility_figure(base.curves, eps=settings.eps, title=pair.name,
+                                                  scores=(base.opis, base.eps_opis)), width="stretch")
     figure_downloads(fig, "utility_curves")
     st.caption(f"{base.curves.classes.size} classes · calibration range [{base.curves.t_min:.3f}, "
                f"{base.curves.t_max:.3f}] · β={settings.beta:g}, K={settings.num_thresholds}. A single run: upload a "
@@ -83,7 +84,8 @@ st.caption(f"Changes +TCM vs baseline: {changes.opis.method}"
            + (" (the mean change across seeds; the values shown are the picked seed's)" if "seeds" in changes.opis.method
               else "") + ". A change is colored only when its 95% interval excludes zero.")
 
-st.plotly_chart(fig := utility_pair_figure(base.curves, tcm.curves, eps=settings.eps), width="stretch")
+st.plotly_chart(fig := utility_pair_figure(base.curves, tcm.curves, eps=settings.eps,
+                                                scores=[(r.opis, r.eps_opis) for r in (base, tcm)]), width="stretch")
 figure_downloads(fig, "utility_curves")
 st.caption(f"{base_cfg['dataset']} · {base_cfg['loss']} · {base_cfg['embedding_dim']}-D embeddings · "
            f"{base.curves.classes.size} test classes · calibration range "

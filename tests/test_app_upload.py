@@ -2,6 +2,7 @@
 of bad file (one ``st.error`` naming the file, nothing stored, the page intact)."""
 
 import io
+import json
 import pickle
 
 import numpy as np
@@ -60,6 +61,9 @@ def test_pair_upload_matches_evaluate_and_reupload_is_instant(app, tmp_path):
     shown = threshold_metrics(app)
     assert shown["OPIS baseline"] == format_metric(evaluate(x, y).opis, "opis")
     assert shown["OPIS +TCM"] == format_metric(evaluate(x2, y2).opis, "opis")
+    notes = [a["text"] for a in json.loads(app.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]]
+    for run in ("baseline", "+TCM"):  # the figure's corner note says what the metric says
+        assert any(n.startswith(f"OPIS {shown['OPIS ' + run]}<br>") for n in notes), (run, notes)
     assert [s.value for s in app.subheader][:1] == ["Threshold for a target FAR"]
     folders = sorted(p.name for p in uploads.uploads_root(tmp_path).iterdir())
     stored = uploads.find_uploads(tmp_path)

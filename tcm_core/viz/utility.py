@@ -24,11 +24,12 @@ X_TITLE, Y_TITLE = "threshold distance d", "utility U(d)"
 
 
 def utility_figure(curves: UtilityCurves, *, eps: float = 0.1, title: str = "",
-                   color: str = BASELINE_COLOR,
-                   x_range: Sequence[float] | None = None) -> go.Figure:
+                   color: str = BASELINE_COLOR, x_range: Sequence[float] | None = None,
+                   scores: tuple[float, float] | None = None) -> go.Figure:
     """Per-class utility curves of one run over its calibration range (shaded), with Ū(d),
-    the worst ``eps`` of classes in red and OPIS / ε-OPIS in the corner."""
-    traces, shapes, notes = _panel(curves, eps=eps, color=color, axis="")
+    the worst ``eps`` of classes in red and OPIS / ε-OPIS in the corner (``scores``: the
+    (OPIS, ε-OPIS) to print there when known more exactly than these curves give them)."""
+    traces, shapes, notes = _panel(curves, eps=eps, color=color, axis="", scores=scores)
     layout = _layout(x_range if x_range is not None else padded_range([curves]), ("",), height=440)
     layout.update(shapes=shapes, annotations=notes)
     if title:
@@ -38,13 +39,15 @@ def utility_figure(curves: UtilityCurves, *, eps: float = 0.1, title: str = "",
 
 def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: float = 0.1,
                         titles: Sequence[str] = PAIR_TITLES,
-                        colors: Sequence[str] = (BASELINE_COLOR, TCM_COLOR)) -> go.Figure:
-    """Baseline and TCM side by side on the same axes (x covers both calibration ranges)."""
+                        colors: Sequence[str] = (BASELINE_COLOR, TCM_COLOR),
+                        scores: Sequence[tuple[float, float] | None] = (None, None)) -> go.Figure:
+    """Baseline and TCM side by side on the same axes (x covers both calibration ranges);
+    ``scores`` as in ``utility_figure``, one per run."""
     if len(titles) != 2 or len(colors) != 2:
         raise TCMError(f"titles and colors need two entries each; got {titles!r}, {colors!r}")
     traces, shapes, notes = [], [], []
-    for axis, (curves, label, color) in zip(("", "2"), zip((baseline, tcm), titles, colors)):
-        t, s, a = _panel(curves, eps=eps, color=color, axis=axis, label=label, first=axis == "")
+    for axis, (curves, label, color, known) in zip(("", "2"), zip((baseline, tcm), titles, colors, scores)):
+        t, s, a = _panel(curves, eps=eps, color=color, axis=axis, label=label, first=axis == "", scores=known)
         traces += t
         shapes += s
         notes += a
@@ -103,7 +106,7 @@ def gapped(rows: np.ndarray) -> np.ndarray:
     return out.ravel()[:-1]
 
 
-def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True):
+def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True, scores=None):
     """(traces, shapes, annotations) of one panel on axes ``x{axis}``/``y{axis}``."""
     worst = worst_classes(curves, eps)  # raises TCMError for an eps that leaves no "rest"
     names = curves.classes.astype(str)
@@ -112,7 +115,7 @@ def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True):
                                          _worst_trace(curves, worst, names, eps, first),
                                          _mean_trace(curves, first))]
     shapes, notes = _range(curves, axis)
-    return traces, shapes, notes + [_scores_note(curves, eps, len(worst), axis)]
+    return traces, shapes, notes + [_scores_note(curves, eps, len(worst), axis, scores)]
 
 
 MAX_CLOUD_POINTS = 40_000  # per panel: beyond this the cloud is drawn on every n-th threshold
@@ -171,12 +174,13 @@ def _range(curves: UtilityCurves, axis: str) -> tuple[list[dict], list[dict]]:
     return [rect], notes
 
 
-def _scores_note(curves: UtilityCurves, eps, n_worst, axis: str) -> dict:
+def _scores_note(curves: UtilityCurves, eps, n_worst, axis: str, scores=None) -> dict:
     t, k = curves.utility.shape
+    value, eps_value = scores if scores is not None else (opis(curves), eps_opis(curves, eps))
     source = (f"FAR band [{curves.far_range[0]:g}, {curves.far_range[1]:g}]"
               if curves.far_range is not None else
               f"distance range [{curves.distance_range[0]:g}, {curves.distance_range[1]:g}]")
-    text = (f"OPIS {opis(curves):.4g}<br>{eps * 100:g}%-OPIS {eps_opis(curves, eps):.4g}"
+    text = (f"OPIS {value:.4g}<br>{eps * 100:g}%-OPIS {eps_value:.4g}"
             f"<br><span style='font-size:10px'>β={curves.beta:g}, K={k}, {t} classes "
             f"({n_worst} worst)<br>{source}</span>")
     return dict(x=0.01, y=0.98, xref=f"x{axis} domain", yref=f"y{axis} domain", xanchor="left",
