@@ -114,11 +114,13 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
     weights and batch order (``reuse_baseline=True``: copy ``baseline`` anyway, it was trained
     under this budget, as in a margin search). Evaluation runs only after the last epoch. ``threads``: torch
     CPU threads while it trains (1 by default: a head's tiny steps run ~50x slower with 2
-    threads on a busy 2-core machine); None leaves torch's setting alone.
+    threads on a busy 2-core machine); None leaves torch's setting alone. With one thread a
+    pair trained here trains its two runs side by side, one core each (``pair_threads``: the
+    same numbers as one after the other).
     """
     import torch
 
-    from tcm_core.training.engine import train
+    from tcm_core.training.engine import torch_threads_kept, train
 
     out, started = Path(out), time.perf_counter()
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
@@ -132,10 +134,11 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
             _copy_run(Path(baseline), out / "baseline")
             train(cfg, out / "tcm", callback=callback, eval_last_only=True)
         else:
-            train(cfg, out, compare=True, callback=callback, eval_last_only=True)
+            train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True)
     finally:
         torch.set_num_threads(before)
-    return _result(cfg, out, reduced, started)
+    with torch_threads_kept():
+        return _result(cfg, out, reduced, started)
 
 
 def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float) -> RetrainResult:
@@ -156,21 +159,29 @@ def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float) -> Retra
 class ProgressCallback(Callback):
     """Calls ``report(fraction 0..1, text)`` as a retrain goes (for a progress bar). The
     fraction spans a run's remaining epochs (a frozen-backbone retrain keeps all of them),
-    so it starts again at 0 for the second run of a pair."""
+    so it starts again at 0 for the second run of a pair trained one after the other; runs
+    trained side by side report the mean of their fractions (the hooks come from two threads)."""
 
     def __init__(self, report):
         self.report = report
-        self._epochs = self._start = 0
+        self._epochs: dict[str, tuple[int, int]] = {}  # run -> (epochs, start epoch)
+        self._done: dict[str, float] = {}  # runs in progress -> their fraction done
 
     def on_stage(self, text: str, done: int = 0, total: int = 0) -> None:
         self.report(0.0, text)
 
     def on_run_start(self, run: str, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
-        self._epochs, self._start = epochs, start_epoch
+        self._epochs[run], self._done[run] = (epochs, start_epoch), 0.0
+
+    def on_run_end(self, run: str, metrics: dict) -> None:
+        self._done.pop(run, None)
 
     def on_step(self, run: str, epoch: int, step: int, steps: int, loss: float) -> None:
         if step == steps or step % 10 == 0:  # a report per step would flood the page
-            epochs = max(self._epochs, epoch + 1)
-            done = (epoch - self._start) * steps + step
-            self.report(min(1.0, done / max(1, (epochs - self._start) * steps)),
+            epochs, start = self._epochs.get(run, (0, 0))
+            epochs = max(epochs, epoch + 1)
+            done = (epoch - start) * steps + step
+            self._done[run] = min(1.0, done / max(1, (epochs - start) * steps))
+            fractions = list(self._done.values())
+            self.report(sum(fractions) / len(fractions),
                         f"training {run}: epoch {epoch + 1}/{epochs}, step {step}/{steps}")
