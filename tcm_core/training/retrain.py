@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcm_core.checks import check_margin
-from tcm_core.metrics.scores import PairChanges, pair_changes_dict, run_pair_changes
+from tcm_core.metrics.retrieval import class_hits
+from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, embedding_scores, pair_changes_dict
 from tcm_core.training import runs
 from tcm_core.training.callbacks import Callback
 from tcm_core.training.config import TrainConfig
@@ -126,34 +127,55 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
     reuse = baseline is not None and (Path(baseline) / runs.METRICS).is_file() and (
         reuse_baseline if reuse_baseline is not None else not reduced)
-    before = torch.get_num_threads()
+    before, scores = torch.get_num_threads(), {}
     try:
         if threads:
             torch.set_num_threads(int(threads))
         if reuse:
             _copy_run(Path(baseline), out / "baseline")
-            train(cfg, out / "tcm", callback=callback, eval_last_only=True)
+            train(cfg, out / "tcm", callback=callback, eval_last_only=True, scores=scores)
         else:
-            train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True)
+            train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True,
+                  scores=scores)
     finally:
         torch.set_num_threads(before)
     with torch_threads_kept():
-        return _result(cfg, out, reduced, started)
+        return _result(cfg, out, reduced, started, scores)
 
 
-def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float) -> RetrainResult:
+def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float, scores: dict) -> RetrainResult:
     """The retrained pair's scores from its ``metrics.json``s and its changes with intervals
-    (``seconds``: the training, not these bootstraps)."""
+    (``seconds``: the training, not these bootstraps). ``scores``: ``SplitScores`` by run and
+    split kept from training (a copied baseline's are computed from its embeddings)."""
     seconds = time.perf_counter() - started
     tcm, base = runs.load_metrics(out / "tcm"), runs.load_metrics(out / "baseline")
     val, base_val = tcm.get("validation") or {}, base.get("validation") or {}
-    test_changes, val_changes = (run_pair_changes(out, split, cfg.eval) for split in ("test", "val"))
+    test_changes, val_changes = (_changes(out, split, cfg.eval, scores) for split in ("test", "val"))
     return RetrainResult(
         cfg.margin_pos, cfg.margin_neg, tcm["opis"], tcm["recall_at_1"], tcm["eps_opis"],
         base["opis"], base["recall_at_1"], out, reduced, seconds,
         test=test_changes, validation=val_changes, val_opis=val.get("opis"),
         val_recall_at_1=val.get("recall_at_1"), val_eps_opis=val.get("eps_opis"),
         baseline_val_opis=base_val.get("opis"), baseline_val_recall_at_1=base_val.get("recall_at_1"))
+
+
+def _changes(out: Path, split: str, settings, scores: dict) -> PairChanges | None:
+    """+TCM's changes on ``split`` with paired-bootstrap intervals (as ``run_pair_changes``,
+    from the curves and hits kept from training where there are some); None without the
+    split's embeddings (a baseline written before validation existed)."""
+    from tcm_core.training.engine import SplitScores
+
+    sides = []
+    for run in runs.PAIR:
+        kept = scores.get(run, {}).get(split)
+        if kept is None:
+            if not (out / run / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
+                return None
+            x, y = runs.load_run_embeddings(out / run, split)
+            kept = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
+        sides.append(kept)
+    (base, tcm) = sides
+    return bootstrap_pair_changes(base.scores, tcm.scores, settings.eps, base.hits, tcm.hits)
 
 
 class ProgressCallback(Callback):
