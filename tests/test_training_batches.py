@@ -9,9 +9,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from tcm_core.data import ClassBalancedBatchSampler
 from tcm_core.data.small import TensorImageDataset
+from tcm_core.data.workers import loader_options
 from tcm_core.io import load_embeddings
 from tcm_core.training import Callback, TrainConfig, TrainingDiverged, engine, pair_threads, runs, train
-from tcm_core.training.batches import TrainBatches, eval_chunks, in_memory, loader_options
+from tcm_core.training.batches import TrainBatches, eval_chunks, in_memory
 from tcm_core.training.retrain import ProgressCallback
 
 DIGITS = dict(dataset="digits", epochs=1, batch_size=32, samples_per_class=4, embedding_dim=8,

@@ -5,7 +5,8 @@
   Python and no collation. On CUDA the tensor is copied to the device once, so a step does
   no host-to-device copy at all (``device_inputs``).
 - **Image files**: a ``DataLoader`` whose worker processes decode and augment ahead of the
-  model (``loader_options``: more workers and pinned memory on CUDA, non-blocking copies).
+  model (``data.workers.loader_options``: more workers and pinned memory on CUDA,
+  non-blocking copies).
   Workers start again each epoch, so an epoch's augmentations depend on (seed, epoch) alone
   and a resumed run sees the ones an uninterrupted run would.
 
@@ -15,26 +16,14 @@ against the plain per-item ``DataLoader``).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from tcm_core.data.small import TensorImageDataset
+from tcm_core.data.workers import loader_options
 
 EVAL_CHUNK = 256  # embedding rows per forward pass at evaluation
-CUDA_WORKERS = 8  # decoding processes per GPU (fewer when the machine has fewer cores)
-
-
-def loader_options(device: torch.device, world: int = 1) -> dict:
-    """``DataLoader`` keyword arguments for image files on ``device``: on CUDA up to
-    ``CUDA_WORKERS`` workers per process (a share of the cores), pinned memory and deeper
-    prefetching; elsewhere 2 workers (a laptop CPU also trains)."""
-    if device.type != "cuda":
-        return dict(num_workers=2)
-    cores = max(1, (os.cpu_count() or 2) // max(1, world) - 1)
-    return dict(num_workers=min(CUDA_WORKERS, cores), pin_memory=True, prefetch_factor=4)
 
 
 def in_memory(dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
