@@ -12,7 +12,9 @@ interval over the classes (``metrics.scores.run_pair_changes``).
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +135,11 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
             torch.set_num_threads(int(threads))
         if reuse:
             _copy_run(Path(baseline), out / "baseline")
-            train(cfg, out / "tcm", callback=callback, eval_last_only=True, scores=scores)
+            # the copied baseline's curves on the other core while +TCM trains on this one
+            with ThreadPoolExecutor(1, thread_name_prefix="tcm-baseline") as pool:
+                kept = pool.submit(_saved_scores, out / "baseline", cfg.eval)
+                train(cfg, out / "tcm", callback=callback, eval_last_only=True, scores=scores)
+                scores["baseline"] = kept.result()
         else:
             train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True,
                   scores=scores)
@@ -163,19 +169,30 @@ def _changes(out: Path, split: str, settings, scores: dict) -> PairChanges | Non
     """+TCM's changes on ``split`` with paired-bootstrap intervals (as ``run_pair_changes``,
     from the curves and hits kept from training where there are some); None without the
     split's embeddings (a baseline written before validation existed)."""
-    from tcm_core.training.engine import SplitScores
-
-    sides = []
-    for run in runs.PAIR:
-        kept = scores.get(run, {}).get(split)
-        if kept is None:
-            if not (out / run / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
-                return None
-            x, y = runs.load_run_embeddings(out / run, split)
-            kept = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
-        sides.append(kept)
+    sides = [scores.get(run, {}).get(split) or _saved_scores(out / run, settings, split).get(split)
+             for run in runs.PAIR]
+    if None in sides:
+        return None
     (base, tcm) = sides
     return bootstrap_pair_changes(base.scores, tcm.scores, settings.eps, base.hits, tcm.hits)
+
+
+def _saved_scores(run_dir: Path, settings, *splits: str) -> dict:
+    """``SplitScores`` of a saved run's ``splits`` (default both) from its embedding files,
+    by split; a split without its file is left out. Safe in a thread of its own (one numba
+    thread; the numbers do not depend on it)."""
+    import numba
+
+    from tcm_core.training.engine import SplitScores
+
+    if threading.current_thread() is not threading.main_thread():
+        numba.set_num_threads(1)
+    found = {}
+    for split in splits or ("test", "val"):
+        if (run_dir / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
+            x, y = runs.load_run_embeddings(run_dir, split)
+            found[split] = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
+    return found
 
 
 class ProgressCallback(Callback):
