@@ -3,7 +3,10 @@ device, same model, same batches, measured in the same run.
 
 - CPU: the MNIST ArcFace toy (small CNN, 3-D embeddings, ArcFace +TCM, batch 16): steps/s.
 - GPU (when CUDA is available): ResNet-50 at 224 px, batch 64, multi-similarity +TCM,
-  bf16 autocast and channels_last: images/s. Goal: ours >= 0.8 x the plain loop.
+  bf16 autocast and channels_last: images/s. Goal: ours >= 0.9 x the plain loop, a textbook
+  loop whose DataLoader has 8 workers and pinned memory (non-blocking copies). Ours keeps the
+  in-memory images on the GPU and reads the losses back every 25 steps; without CUDA the GPU
+  case prints "unmeasured (no CUDA)".
 
     .venv/bin/python bench/bench_train.py
 """
@@ -65,7 +68,8 @@ def plain(cfg, splits, device, steps):
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(list(model.parameters()) + list(loss_fn.parameters()), lr=cfg.lr)
     prepared = Prepared(cfg, splits, cfg.backbone, splits.train, splits.test, features=False)
-    loader = torch.utils.data.DataLoader(splits.train, batch_sampler=engine._sampler(cfg, prepared, 0, 1))
+    gpu = dict(num_workers=8, pin_memory=True, persistent_workers=True) if device.type == "cuda" else {}
+    loader = torch.utils.data.DataLoader(splits.train, batch_sampler=engine._sampler(cfg, prepared, 0, 1), **gpu)
 
     def run(n):
         model.train()
@@ -122,7 +126,7 @@ def main():
     a, b = ours(cfg, splits, cpu, 150), plain(cfg, splits, cpu, 150)
     print(f"CPU  MNIST toy (batch {cfg.batch_size}): ours {a:.1f} steps/s, plain loop {b:.1f} steps/s, ratio {a / b:.2f}")
     if not torch.cuda.is_available():
-        print("GPU  ResNet-50: skipped (no CUDA device here)")
+        print("GPU  ResNet-50 224px (batch 64, bf16): unmeasured (no CUDA); goal ours >= 0.9 x plain loop")
         return
     gpu = torch.device("cuda")
     cfg = TrainConfig(backbone="resnet50", embedding_dim=128, loss="multi_similarity", tcm=True,
@@ -130,7 +134,8 @@ def main():
     splits = synthetic_splits(4096, 64, (3, 224, 224), "image")
     a, b = ours(cfg, splits, gpu, 40), plain(cfg, splits, gpu, 40)
     name = torch.cuda.get_device_name(gpu)
-    print(f"GPU  ResNet-50 224px (batch 64, {name}): ours {a * 64:.0f} img/s, plain loop {b * 64:.0f} img/s, ratio {a / b:.2f}")
+    print(f"GPU  ResNet-50 224px (batch 64, bf16, {name}): ours {a * 64:.0f} img/s, plain loop {b * 64:.0f} img/s, "
+          f"ratio {a / b:.2f} (goal >= 0.9)")
 
 
 if __name__ == "__main__":

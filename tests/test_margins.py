@@ -184,6 +184,13 @@ def test_retrain_on_digits_writes_a_pair(digits_pair, tmp_path):
         assert changes.recall_at_1.value == pytest.approx(points_change(b["recall_at_1"], t["recall_at_1"]), abs=1e-6)
         for iv in (changes.opis, changes.eps_opis, changes.recall_at_1):
             assert iv.low <= iv.value <= iv.high
+    # the intervals from the curves kept while training: those of the saved embeddings, exactly
+    assert (r.test, r.validation) == (run_pair_changes(tmp_path / "re", "test", config.eval),
+                                      run_pair_changes(tmp_path / "re", "val", config.eval))
+    # a baseline copied (reused): its curves computed from its files beside the +TCM training
+    again = retrain(config, 0.8, 0.4, tmp_path / "again", baseline=tmp_path / "re" / "baseline", reuse_baseline=True)
+    assert again.baseline_opis == r.baseline_opis and again.opis == r.opis  # the same +TCM run, trained alone
+    assert (again.test, again.validation) == (r.test, r.validation)
     d = json.loads(json.dumps(r.to_dict()))
     assert d["validation"]["opis"]["value"] == pytest.approx(r.validation.opis.value)
     assert d["test"]["recall_at_1"]["high"] == pytest.approx(r.test.recall_at_1.high)

@@ -17,7 +17,7 @@ from tcm_core.metrics.opis import eps_opis, opis
 from tcm_core.metrics.uncertainty import bootstrap_scores
 from tcm_core.metrics.retrieval import map_at_r_from_set, recall_at_k_from_set
 from tcm_core.metrics.utility import (DEFAULT_BETA, DEFAULT_EPS, DEFAULT_FAR_RANGE,
-                                      DEFAULT_NUM_THRESHOLDS, utility_curves_from_set)
+                                      DEFAULT_NUM_THRESHOLDS, UtilityCurves, utility_curves_from_set)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,11 @@ class Evaluation:
         return d
 
 
-def evaluate_embedding_set(es: EmbeddingSet, settings: EvalSettings = EvalSettings()) -> Evaluation:
-    curves = utility_curves_from_set(es, **settings.curve_options)
+def evaluate_embedding_set(es: EmbeddingSet, settings: EvalSettings = EvalSettings(),
+                           curves: UtilityCurves | None = None) -> Evaluation:
+    """``curves``: ``es``'s utility curves under ``settings`` when the caller has them already."""
+    if curves is None:
+        curves = utility_curves_from_set(es, **settings.curve_options)
     opis_ci, eps_ci = bootstrap_scores(curves, settings.eps)
     return Evaluation(
         n=es.n, dim=es.dim, n_classes=int(curves.classes.size),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tcm_core.data.workers import loader_options
 from tcm_core.errors import TCMError
 from tcm_core.io import atomic_write
 
@@ -46,29 +47,43 @@ def extract_features(
     *,
     device: torch.device | str,
     batch_size: int = 64,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Features (N, F) float32 on the CPU, in dataset order; items are images or (image, ...)."""
+    """Features (N, F) float32 on the CPU, in dataset order; items are images or (image, ...).
+
+    ``num_workers`` None: none on a CPU (it computes too), on CUDA ``data.workers.loader_options``
+    (decoding processes, pinned memory and non-blocking copies, so the GPU is not kept waiting);
+    on CUDA images go channels-last. Features stay float32 (no bf16: they are cached)."""
     total = len(dataset)
     if total == 0:
         raise TCMError("cannot extract features of an empty dataset; check the data split")
     if batch_size < 1:
         raise TCMError(f"batch_size must be a positive integer; got {batch_size!r}")
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    options = {"num_workers": num_workers or 0}
+    if num_workers is None and cuda:
+        options = loader_options(device)
     was_training = backbone.training
     backbone.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if cuda:
+        backbone.to(memory_format=torch.channels_last)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, **options)
     chunks, done = [], 0
     try:
         for batch in loader:
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
-            chunks.append(backbone(images.to(device)).float().cpu())  # (b, F)
+            images = images.to(device, non_blocking=True)
+            if cuda and images.ndim == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            chunks.append(backbone(images).float())  # (b, F), on the device until the end
             done += len(images)
             if progress is not None:
                 progress(done, total)
     finally:
         backbone.train(was_training)
-    return torch.cat(chunks)  # (N, F)
+    return torch.cat(chunks).cpu()  # (N, F): one copy back, no sync per batch
 
 
 def _load(path: Path, expected_rows: int, key_text: str) -> torch.Tensor | None:
@@ -101,7 +116,7 @@ def cached_features(
     cache_dir: str | os.PathLike | None = None,
     device: torch.device | str,
     batch_size: int = 64,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """``extract_features`` stored on disk under a hash of ``key_parts``; (N, F) float32.

@@ -28,19 +28,25 @@ from torch import nn
 from tcm_core.data import ClassBalancedBatchSampler
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
-from tcm_core.metrics.evaluation import Evaluation, evaluate
+from tcm_core.metrics.evaluation import Evaluation, evaluate_embedding_set
+from tcm_core.metrics.inputs import embedding_set
+from tcm_core.metrics.retrieval import ClassHits, class_hits_from_set
+from tcm_core.metrics.scores import RunScores
+from tcm_core.metrics.utility import utility_curves_from_set
 from tcm_core.training import distributed as ddp
-from tcm_core.training import runs
+from tcm_core.training import pair_threads, runs
+from tcm_core.training.batches import TrainBatches, eval_chunks
 from tcm_core.training.callbacks import Callback, TrainingStopped
 from tcm_core.training.config import TrainConfig
 from tcm_core.training.records import EpochRecord
-from tcm_core.training.setup import (
-    Prepared,
-    build_loss,
-    build_model,
-    labels_tensor,
-    prepare,
-)
+from tcm_core.training.setup import Prepared, build_loss, build_model, prepare
+
+
+def _channels_last(device: torch.device) -> bool:
+    """Channels-last convolutions: on CUDA (tensor cores); on a CPU only with one torch thread,
+    where oneDNN's channels-last kernels made the small CNN's steps 1.2-2x and its embedding
+    2-3x faster (2-core machine); with two threads they collapsed there (10 against 90 steps/s)."""
+    return device.type == "cuda" or (device.type == "cpu" and torch.get_num_threads() == 1)
 
 
 class TrainingDiverged(TCMError):
@@ -62,21 +68,34 @@ class Objective(nn.Module):
 
 
 def train(config: TrainConfig, out, *, compare: bool = False, resume: bool = False,
-          callback: Callback | None = None, eval_last_only: bool = False) -> dict[str, dict]:
+          callback: Callback | None = None, eval_last_only: bool = False,
+          side_by_side: bool = False, scores: dict | None = None) -> dict[str, dict]:
     """Train ``config`` into ``out`` (``out/baseline`` and ``out/tcm`` with ``compare``).
 
     Returns each run's ``metrics.json`` dict by run name (empty on ranks other than 0).
     ``eval_last_only``: evaluate and save only after the last epoch (a quick retrain: the
     weights are the same, the history has one record and no earlier epoch can be resumed).
+    ``side_by_side``: train a pair's two runs at once, one per thread, where that gives the
+    same bits as one after the other (``pair_threads.can_share``); else one after the other.
+    ``scores``: a dict to receive each run's last evaluated ``SplitScores`` by run name and
+    split (``{"tcm": {"test": ..., "val": ...}}``), so intervals need not recompute curves.
     """
     session = Session.open(config, callback or Callback(), eval_last_only)
     initial = InitialWeights(session)  # seeded before any run, so both runs start alike
-    results = {}
-    for i, (name, cfg, run_dir) in enumerate(_plan(session.config, Path(out), compare)):
-        objective = initial.objective(cfg)
-        # a pair stopped during its baseline has no +TCM checkpoint yet: that run starts fresh
-        again = resume and (i == 0 or (run_dir / runs.CHECKPOINT).is_file())
-        results[name] = RunTrainer(session, name, cfg, run_dir, objective).fit(resume=again)
+    plan = _plan(session.config, Path(out), compare)
+    if side_by_side and not resume and pair_threads.can_share(session, len(plan), initial.model):
+        trainers = [RunTrainer(session, name, cfg, run_dir, initial.objective(cfg, own_model=True))
+                    for name, cfg, run_dir in plan]
+        results = dict(zip((t.name for t in trainers), pair_threads.fit_side_by_side(trainers)))
+    else:
+        results, trainers = {}, []
+        for i, (name, cfg, run_dir) in enumerate(plan):
+            trainers.append(RunTrainer(session, name, cfg, run_dir, initial.objective(cfg)))
+            # a pair stopped during its baseline has no +TCM checkpoint yet: that run starts fresh
+            again = resume and (i == 0 or (run_dir / runs.CHECKPOINT).is_file())
+            results[name] = trainers[-1].fit(resume=again)
+    if scores is not None:
+        scores.update((t.name, t.scores) for t in trainers)
     return results
 
 
@@ -125,12 +144,14 @@ class InitialWeights:
         self.model_state = copy.deepcopy(self.model.state_dict())
         self.loss_state = copy.deepcopy(loss.base.state_dict())
 
-    def objective(self, config: TrainConfig) -> Objective:
-        """The run's objective, reset to the initial weights (the model object is reused)."""
-        self.model.load_state_dict(self.model_state)
+    def objective(self, config: TrainConfig, own_model: bool = False) -> Objective:
+        """The run's objective, reset to the initial weights (the model object is reused unless
+        ``own_model``: runs trained at the same time need one each)."""
+        model = copy.deepcopy(self.model) if own_model else self.model
+        model.load_state_dict(self.model_state)
         loss = build_loss(config, self.prepared.splits)
         loss.base.load_state_dict(self.loss_state)
-        return Objective(self.model, loss, self.prepared.features)
+        return Objective(model, loss, self.prepared.features)
 
 
 class RunTrainer:
@@ -146,17 +167,22 @@ class RunTrainer:
         self.name, self.config, self.run_dir = name, config, Path(run_dir)
         self.prepared, self.device, self.callback = session.prepared, session.device, session.callback
         self.rank, self.world, self.eval_last_only = session.rank, session.world, session.eval_last_only
+        self.channels_last = _channels_last(self.device) and not self.prepared.features
         self.objective = self._place(objective)
         self.optimizer = _optimizer(self.objective, config)
         self.sampler = _sampler(config, self.prepared, self.rank, self.world)
+        self.batches = TrainBatches(self.prepared.train_inputs, self.prepared.splits.train_labels,
+                                    self.sampler, self.device, features=self.prepared.features,
+                                    world=self.world)
         self.history: list[EpochRecord] = []
+        self.scores: dict[str, SplitScores] = {}  # by split, of the last evaluated epoch
         self.start_epoch = 0
         self.schedule = self.wrapped = None  # set by _begin, once the start epoch is known
         self.started = 0.0
 
     def _place(self, objective: Objective) -> Objective:
         objective = objective.to(self.device)
-        if self.device.type == "cuda" and not self.prepared.features:
+        if self.channels_last:
             objective = objective.to(memory_format=torch.channels_last)
         return objective
 
@@ -208,31 +234,33 @@ class RunTrainer:
         self.sampler.set_epoch(epoch)
         torch.manual_seed(self.config.seed * 100_003 + epoch)  # same augmentations for both runs of a pair
         self.wrapped.train()
-        totals, steps = np.zeros(3), len(self.sampler)
-        for step, (x, y) in enumerate(_batches(self.sampler, self.prepared)):
+        self.batches.sampler = self.sampler
+        log = StepLosses(self, epoch, len(self.sampler))
+        for step, (x, y) in enumerate(self.batches):
             if self.callback.should_stop():
                 raise TrainingStopped(f"{self.name} stopped during epoch {epoch + 1}")
-            totals += self.train_step(x, y, epoch, step)
-            self.callback.on_step(self.name, epoch, step + 1, steps, totals[0] / (step + 1))
-        mean = totals / max(1, steps)
-        return dict(loss=float(mean[0]), base_loss=float(mean[1]), tcm_loss=float(mean[2]), steps=steps)
+            log.add(self.train_step(x, y))
+        return log.close()
 
-    def train_step(self, x, y, epoch: int, step: int) -> list[float]:
-        """One optimizer step; the (total, base, TCM) losses of the batch."""
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.device.type == "cuda" and x.ndim == 4:
+    def train_step(self, x, y) -> torch.Tensor:
+        """One optimizer step on a batch already on the device; its (total, base, TCM) losses
+        as a tensor (3,) on the device (read back by ``StepLosses``, not here: no sync)."""
+        if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             terms = self.wrapped(x, y)
-        if not torch.isfinite(terms.total.detach()):
-            raise TrainingDiverged(
-                f"{self.name}: the loss became {terms.total.item()} at epoch {epoch + 1}, step {step + 1}; "
-                f"the last good checkpoint is kept in {self.run_dir} (try a lower --lr)")
+        losses = torch.stack([t.detach().float().reshape(()) for t in (terms.total, terms.base, terms.tcm)])
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         self.optimizer.step()
         self.schedule.step()
-        return [terms.total.detach().item(), terms.base.detach().item(), float(terms.tcm.detach())]
+        return losses
+
+    def diverged(self, loss: float, epoch: int, step: int):
+        """Raise ``TrainingDiverged``: ``loss`` at ``step`` (0-based) of ``epoch`` is not finite."""
+        raise TrainingDiverged(
+            f"{self.name}: the loss became {loss} at epoch {epoch + 1}, step {step + 1}; "
+            f"the last good checkpoint is kept in {self.run_dir} (try a lower --lr)")
 
     def _autocast(self):
         """bfloat16 autocast on CUDA (tensor cores); full precision elsewhere."""
@@ -249,12 +277,11 @@ class RunTrainer:
         rank = torch.distributed.get_rank() if self.world > 1 else 0
         share = np.array_split(np.arange(len(inputs)), self.world)[rank]
         out = []
-        for chunk in np.array_split(share, max(1, int(np.ceil(len(share) / 256)))):
-            if self.prepared.features:
-                x = inputs[chunk]
-            else:
-                x = torch.stack([inputs[int(i)][0] for i in chunk])
-            out.append(self.objective.embed(x.to(self.device)).float())
+        for x in eval_chunks(inputs, share, self.device, features=self.prepared.features):
+            if self.channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                out.append(self.objective.embed(x).float())
         return ddp.gather_rows(torch.cat(out), self.world).cpu()
 
     def evaluate(self, epoch: int, losses: dict, embeddings: torch.Tensor, val: torch.Tensor | None,
@@ -263,9 +290,12 @@ class RunTrainer:
         run (rank 0)."""
         splits = self.prepared.splits
         labels = np.asarray(splits.test_classes)[splits.test_labels]
-        ev = evaluate(embeddings.numpy(), labels, self.config.eval)
-        val_ev = None if val is None else evaluate(
-            val.numpy(), np.asarray(splits.val_classes)[splits.val_labels], self.config.eval)
+        with torch_threads_kept():
+            ev, self.scores["test"] = evaluate_split(embeddings.numpy(), labels, self.config.eval)
+            val_ev = None
+            if val is not None:
+                val_labels = np.asarray(splits.val_classes)[splits.val_labels]
+                val_ev, self.scores["val"] = evaluate_split(val.numpy(), val_labels, self.config.eval)
         scores = {} if val_ev is None else dict(
             val_recall_at_1=val_ev.recall_at_1, val_map_at_r=val_ev.map_at_r, val_opis=val_ev.opis,
             val_eps_opis=val_ev.eps_opis)
@@ -294,6 +324,76 @@ class RunTrainer:
                      train_seconds=seconds, tcm=cfg.tcm, loss=cfg.loss, dataset=cfg.dataset,
                      validation=None if val_ev is None else val_ev.to_dict(), history=history)
         runs.save_metrics(self.run_dir, final)
+
+
+CUDA_READ_EVERY = 25  # steps between read-backs of the losses from a GPU (each one waits for it)
+
+
+class StepLosses:
+    """An epoch's per-step (total, base, TCM) losses, kept on the device and read back every
+    step on a CPU, every ``CUDA_READ_EVERY`` steps on CUDA (a read-back stalls the GPU's queue):
+    then each step's loss is checked to be finite and reported to ``on_step`` in order. A NaN
+    found on a GPU stops the epoch a few steps late; nothing is saved from it either way."""
+
+    def __init__(self, trainer: RunTrainer, epoch: int, steps: int):
+        self.trainer, self.epoch, self.steps = trainer, epoch, steps
+        self.every = CUDA_READ_EVERY if trainer.device.type == "cuda" else 1
+        self.pending: list[torch.Tensor] = []
+        self.totals, self.done = np.zeros(3), 0
+
+    def add(self, losses: torch.Tensor) -> None:
+        self.pending.append(losses)
+        if len(self.pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        rows = torch.stack(self.pending).cpu().numpy().astype(np.float64)  # (k, 3)
+        self.pending = []
+        trainer = self.trainer
+        for row in rows:
+            if not np.isfinite(row[0]):
+                trainer.diverged(float(row[0]), self.epoch, self.done)
+            self.totals += row
+            self.done += 1
+            trainer.callback.on_step(trainer.name, self.epoch, self.done, self.steps, self.totals[0] / self.done)
+
+    def close(self) -> dict:
+        """The epoch's mean losses and its number of steps."""
+        self.flush()
+        mean = self.totals / max(1, self.steps)
+        return dict(loss=float(mean[0]), base_loss=float(mean[1]), tcm_loss=float(mean[2]), steps=self.steps)
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    """One run's per-class results on one split: what a paired bootstrap over the classes
+    needs (``metrics.scores.bootstrap_pair_changes``), kept from the run's evaluation."""
+
+    scores: RunScores
+    hits: ClassHits
+
+
+def evaluate_split(embeddings: np.ndarray, labels: np.ndarray, settings) -> tuple[Evaluation, SplitScores]:
+    """``evaluate`` of one split, with the curves and R@1 hits behind it (computed once)."""
+    es = embedding_set(embeddings, labels, normalize=settings.normalize)
+    curves = utility_curves_from_set(es, **settings.curve_options)
+    ev = evaluate_embedding_set(es, settings, curves)
+    return ev, SplitScores(RunScores(curves, ev.opis, ev.eps_opis), class_hits_from_set(es))
+
+
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Keep torch's CPU thread count across the metrics: their numba kernels (OpenMP) set the
+    OpenMP thread count that torch reads too, so without this every run after the first
+    evaluation would train with numba's threads, not the ones asked for (and differ in bits)."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 LOSS_LR_FACTOR = 10.0  # class proxies/weights (ArcFace, ProxyAnchor) learn faster than the net
@@ -331,14 +431,3 @@ def _sampler(cfg: TrainConfig, prepared: Prepared, rank: int, world: int) -> Cla
     return ClassBalancedBatchSampler(prepared.splits.train_labels, p, k, seed=cfg.seed,
                                      num_replicas=world, rank=rank)
 
-
-def _batches(sampler, prepared: Prepared):
-    """(inputs, labels) batches: cached features indexed directly, images through a DataLoader."""
-    labels = labels_tensor(prepared.splits.train_labels)
-    if prepared.features:
-        for idx in sampler:
-            yield prepared.train_inputs[idx], labels[idx]
-        return
-    loader = torch.utils.data.DataLoader(prepared.train_inputs, batch_sampler=sampler,
-                                         num_workers=0 if prepared.splits.kind == "small" else 2)
-    yield from loader

@@ -12,12 +12,15 @@ interval over the classes (``metrics.scores.run_pair_changes``).
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tcm_core.checks import check_margin
-from tcm_core.metrics.scores import PairChanges, pair_changes_dict, run_pair_changes
+from tcm_core.metrics.retrieval import class_hits
+from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, embedding_scores, pair_changes_dict
 from tcm_core.training import runs
 from tcm_core.training.callbacks import Callback
 from tcm_core.training.config import TrainConfig
@@ -114,37 +117,46 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
     weights and batch order (``reuse_baseline=True``: copy ``baseline`` anyway, it was trained
     under this budget, as in a margin search). Evaluation runs only after the last epoch. ``threads``: torch
     CPU threads while it trains (1 by default: a head's tiny steps run ~50x slower with 2
-    threads on a busy 2-core machine); None leaves torch's setting alone.
+    threads on a busy 2-core machine); None leaves torch's setting alone. With one thread a
+    pair trained here trains its two runs side by side, one core each (``pair_threads``: the
+    same numbers as one after the other).
     """
     import torch
 
-    from tcm_core.training.engine import train
+    from tcm_core.training.engine import torch_threads_kept, train
 
     out, started = Path(out), time.perf_counter()
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
     reuse = baseline is not None and (Path(baseline) / runs.METRICS).is_file() and (
         reuse_baseline if reuse_baseline is not None else not reduced)
-    before = torch.get_num_threads()
+    before, scores = torch.get_num_threads(), {}
     try:
         if threads:
             torch.set_num_threads(int(threads))
         if reuse:
             _copy_run(Path(baseline), out / "baseline")
-            train(cfg, out / "tcm", callback=callback, eval_last_only=True)
+            # the copied baseline's curves on the other core while +TCM trains on this one
+            with ThreadPoolExecutor(1, thread_name_prefix="tcm-baseline") as pool:
+                kept = pool.submit(_saved_scores, out / "baseline", cfg.eval)
+                train(cfg, out / "tcm", callback=callback, eval_last_only=True, scores=scores)
+                scores["baseline"] = kept.result()
         else:
-            train(cfg, out, compare=True, callback=callback, eval_last_only=True)
+            train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True,
+                  scores=scores)
     finally:
         torch.set_num_threads(before)
-    return _result(cfg, out, reduced, started)
+    with torch_threads_kept():
+        return _result(cfg, out, reduced, started, scores)
 
 
-def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float) -> RetrainResult:
+def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float, scores: dict) -> RetrainResult:
     """The retrained pair's scores from its ``metrics.json``s and its changes with intervals
-    (``seconds``: the training, not these bootstraps)."""
+    (``seconds``: the training, not these bootstraps). ``scores``: ``SplitScores`` by run and
+    split kept from training (a copied baseline's are computed from its embeddings)."""
     seconds = time.perf_counter() - started
     tcm, base = runs.load_metrics(out / "tcm"), runs.load_metrics(out / "baseline")
     val, base_val = tcm.get("validation") or {}, base.get("validation") or {}
-    test_changes, val_changes = (run_pair_changes(out, split, cfg.eval) for split in ("test", "val"))
+    test_changes, val_changes = (_changes(out, split, cfg.eval, scores) for split in ("test", "val"))
     return RetrainResult(
         cfg.margin_pos, cfg.margin_neg, tcm["opis"], tcm["recall_at_1"], tcm["eps_opis"],
         base["opis"], base["recall_at_1"], out, reduced, seconds,
@@ -153,24 +165,62 @@ def _result(cfg: TrainConfig, out: Path, reduced: bool, started: float) -> Retra
         baseline_val_opis=base_val.get("opis"), baseline_val_recall_at_1=base_val.get("recall_at_1"))
 
 
+def _changes(out: Path, split: str, settings, scores: dict) -> PairChanges | None:
+    """+TCM's changes on ``split`` with paired-bootstrap intervals (as ``run_pair_changes``,
+    from the curves and hits kept from training where there are some); None without the
+    split's embeddings (a baseline written before validation existed)."""
+    sides = [scores.get(run, {}).get(split) or _saved_scores(out / run, settings, split).get(split)
+             for run in runs.PAIR]
+    if None in sides:
+        return None
+    (base, tcm) = sides
+    return bootstrap_pair_changes(base.scores, tcm.scores, settings.eps, base.hits, tcm.hits)
+
+
+def _saved_scores(run_dir: Path, settings, *splits: str) -> dict:
+    """``SplitScores`` of a saved run's ``splits`` (default both) from its embedding files,
+    by split; a split without its file is left out. Safe in a thread of its own (one numba
+    thread; the numbers do not depend on it)."""
+    import numba
+
+    from tcm_core.training.engine import SplitScores
+
+    if threading.current_thread() is not threading.main_thread():
+        numba.set_num_threads(1)
+    found = {}
+    for split in splits or ("test", "val"):
+        if (run_dir / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
+            x, y = runs.load_run_embeddings(run_dir, split)
+            found[split] = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
+    return found
+
+
 class ProgressCallback(Callback):
     """Calls ``report(fraction 0..1, text)`` as a retrain goes (for a progress bar). The
     fraction spans a run's remaining epochs (a frozen-backbone retrain keeps all of them),
-    so it starts again at 0 for the second run of a pair."""
+    so it starts again at 0 for the second run of a pair trained one after the other; runs
+    trained side by side report the mean of their fractions (the hooks come from two threads)."""
 
     def __init__(self, report):
         self.report = report
-        self._epochs = self._start = 0
+        self._epochs: dict[str, tuple[int, int]] = {}  # run -> (epochs, start epoch)
+        self._done: dict[str, float] = {}  # runs in progress -> their fraction done
 
     def on_stage(self, text: str, done: int = 0, total: int = 0) -> None:
         self.report(0.0, text)
 
     def on_run_start(self, run: str, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
-        self._epochs, self._start = epochs, start_epoch
+        self._epochs[run], self._done[run] = (epochs, start_epoch), 0.0
+
+    def on_run_end(self, run: str, metrics: dict) -> None:
+        self._done.pop(run, None)
 
     def on_step(self, run: str, epoch: int, step: int, steps: int, loss: float) -> None:
         if step == steps or step % 10 == 0:  # a report per step would flood the page
-            epochs = max(self._epochs, epoch + 1)
-            done = (epoch - self._start) * steps + step
-            self.report(min(1.0, done / max(1, (epochs - self._start) * steps)),
+            epochs, start = self._epochs.get(run, (0, 0))
+            epochs = max(epochs, epoch + 1)
+            done = (epoch - start) * steps + step
+            self._done[run] = min(1.0, done / max(1, (epochs - start) * steps))
+            fractions = list(self._done.values())
+            self.report(sum(fractions) / len(fractions),
                         f"training {run}: epoch {epoch + 1}/{epochs}, step {step}/{steps}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from tcm_core.data import DataSplits, dataset_kind, default_test_transform, load_dataset
@@ -100,9 +99,7 @@ def prepare(config: TrainConfig, device: torch.device, callback: Callback) -> Pr
                    weights=weights_id(config.weights), image_size=config.image_size)
         progress = lambda done, total, s=split: callback.on_stage(f"backbone features ({s})", done, total)  # noqa: E731
         feats.append(cached_features(model.backbone, dataset, key_parts=key, device=device, progress=progress))
+    feats = [f.to(device) for f in feats]  # on a GPU: copied once, no copy per step
     return Prepared(config, splits, backbone, feats[0], feats[1], features=True,
                     val_inputs=feats[2] if splits.has_val else None)
 
-
-def labels_tensor(labels: np.ndarray) -> torch.Tensor:
-    return torch.tensor(np.asarray(labels), dtype=torch.long)
