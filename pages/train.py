@@ -90,6 +90,8 @@ st.markdown("The same base loss with and without TCM, from **identical initial w
             "pages stay usable, and a training someone already ran comes back at once. The defaults (MNIST "
             "ArcFace toy, 3-D) take about a minute and a half on a laptop CPU.")
 queue, owner = job_manager(), session_owner()
+for note in queue.notes:  # what a restart could not bring back
+    st.warning(note)
 try:
     if (form := train_form_ui()) is not None:
         submit(queue, owner, *form)

@@ -198,3 +198,18 @@ def test_restart_requeues_queued_and_shows_interrupted_as_stopped(tmp_path, gate
     assert resumed.job_id != gone.job_id and after.position(resumed.job_id) == 2
     before.shutdown(5)
     after.shutdown(5)
+
+
+def test_a_damaged_queue_file_never_stops_the_server(tmp_path):
+    state = tmp_path / queue_mod.STATE
+    state.write_text('{"jobs": [{"id": "a", "request": {"kind": "tr')  # cut short by a full disk
+    q = JobQueue(tmp_path, workers=1, cores=2, gpus=0, inline=True)
+    assert q.jobs() == [] and "could not be read" in q.notes[0]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(queue_mod.STATE + ".damaged-")]
+    assert len(kept) == 1 and kept[0].read_text().startswith('{"jobs"')  # kept aside, not lost
+    state.write_text(json.dumps({"jobs": [{"id": "b", "request": {"kind": "no-such-kind", "args": {}}, "owners": [],
+                                           "key": "k", "submitted": 0.0, "status": "queued"}]}))
+    q2 = JobQueue(tmp_path, workers=1, cores=2, gpus=0, inline=True)
+    assert q2.jobs() == [] and "could not be brought back" in q2.notes[0]
+    q.shutdown(5)
+    q2.shutdown(5)

@@ -102,6 +102,7 @@ class JobQueue:
         self._lock = threading.RLock()
         self._jobs: dict[str, QueuedJob] = {}  # in submission order
         self._watchers: dict[str, float] = {}
+        self.notes: list[str] = []  # what the restore could not bring back, said once on the Train page
         if self.state is not None and self.state.is_file():
             self._restore()
         self._schedule()
@@ -265,14 +266,22 @@ class JobQueue:
     def _restore(self) -> None:
         """Jobs from ``queue.json`` (see the module doc for what becomes of each)."""
         try:
-            entries = json.loads(self.state.read_text())["jobs"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TCMError(f"{self.state} is not a readable queue file ({exc}); move it away to start an empty queue") from None
+            entries = list(json.loads(self.state.read_text())["jobs"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # cut short, or not ours: kept aside, never lost
+            kept = self.state.with_name(f"{STATE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.state, kept)
+            self.notes.append(f"{STATE} could not be read ({type(exc).__name__}: {exc}); it was kept as {kept.name} "
+                              "and the queue started empty (finished runs are still in the runs folder)")
+            return
         for e in entries:
-            job = QueuedJob(JobRequest.from_dict(e["request"]), e["owners"], e["key"], e["id"], e["submitted"],
-                            inline=self.inline)
+            try:
+                job = QueuedJob(JobRequest.from_dict(e["request"]), e["owners"], e["key"], e["id"], e["submitted"],
+                                inline=self.inline)
+                status = TaskStatus(e["status"])
+            except (TCMError, KeyError, TypeError, ValueError) as exc:  # e.g. written by another version
+                self.notes.append(f"a job in {STATE} could not be brought back and is not listed ({exc})")
+                continue
             job.seconds, job.pid = e.get("seconds"), e.get("pid")
-            status = TaskStatus(e["status"])
             if status == TaskStatus.RUNNING:
                 resumable = job.request.can_resume()
                 job.settle(TaskStatus.STOPPED, "interrupted by a server restart" + (
