@@ -22,6 +22,8 @@ def test_margins_page_retrain(server):
         pg.get_by_role("slider").nth(1).wait_for()
         pg.locator('[data-testid="stPlotlyChart"]').first.wait_for()
         pg.wait_for_timeout(1500)
+        pg.wait_for_function("() => !document.querySelector('[data-testid^=\"stStatusWidgetRunning\"]')",
+                             timeout=90_000)  # the picked pair's page has finished drawing
         assert pg.get_by_role("slider").count() >= 2
         assert pg.locator('[data-testid="stException"]').count() == 0
         before = metric_value(pg, "Positives penalized")
@@ -29,7 +31,7 @@ def test_margins_page_retrain(server):
         thumb.focus()
         for _ in range(10):
             thumb.press("ArrowLeft")
-        wait_metric_change(pg, "Positives penalized (s ≤ m⁺)", before)
+        wait_metric_change(pg, "Positives penalized (s ≤ m⁺)", before, timeout=90_000)
         pg.get_by_role("button", name="Retrain with these margins").click()
         pg.get_by_text("OPIS retrained", exact=True).wait_for(timeout=240_000)
         pg.wait_for_timeout(1500)
