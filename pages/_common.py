@@ -67,7 +67,24 @@ def runs_root() -> Path:
     return Path(os.environ.get("TCM_RUNS_DIR", ROOT / "runs"))
 
 
-def entries() -> dict[str, Path]:
+ENTRIES = "_entries"  # this run's picker entries: the folders are scanned once per run (in the sidebar)
+
+
+def entries(refresh: bool = False) -> dict[str, Path]:
+    """The picker's entries, scanned at the start of each run (``refresh``: scan again now, after
+    this run added one); see ``_scan_entries``."""
+    if refresh or ENTRIES not in st.session_state:
+        st.session_state[ENTRIES] = _scan_entries()
+    return st.session_state[ENTRIES]
+
+
+def entry(label: str | None) -> Path | None:
+    """The folder of the picker entry ``label`` (scanned again when this run created it)."""
+    found = entries()
+    return found.get(label) if label in found else entries(refresh=True).get(label)
+
+
+def _scan_entries() -> dict[str, Path]:
     """Label -> folder: trained pairs and repeats (newest first), then uploads (pairs, then
     single runs), then the ready examples. A repeats folder (``seed-<n>/`` pairs and
     ``summary.json``) is one entry with its seeds inside; a study's cells (repeats folders one
@@ -100,7 +117,7 @@ def _uploaded(root: Path) -> dict[str, Path]:
 def upload_label(item) -> str | None:
     """The run picker's label of a stored ``uploads.Upload`` or ``UploadPair``."""
     folder = getattr(item, "folder", None) or item.root
-    return next((label for label, f in entries().items() if f == folder), None)
+    return next((label for label, f in entries(refresh=True).items() if f == folder), None)
 
 
 @dataclass(frozen=True)
@@ -137,7 +154,7 @@ def pairs() -> dict[str, runs.RunPair]:
 def _pick_pair() -> None:
     """The sidebar's run picker (drawn on every page): a pair, and for repeats a seed; the
     choice lives in session state."""
-    options = entries()
+    options = entries(refresh=True)
     if not options:
         st.sidebar.info("No runs yet: train a pair on the Train page or upload embeddings.")
         return
@@ -160,14 +177,14 @@ def _pick_pair() -> None:
 
 def pick_repeats() -> dict[int, runs.RunPair]:
     """Seed -> pair of the picked entry when it is a repeats folder, else {}."""
-    folder = entries().get(st.session_state.get(PAIR))
+    folder = entry(st.session_state.get(PAIR))
     return seed_pairs(folder) if folder is not None else {}
 
 
 def pick_pair():
     """The pair chosen in the sidebar (for repeats, the chosen seed's; a ``SingleRun`` for a
     single upload), or None."""
-    folder = entries().get(st.session_state.get(PAIR))
+    folder = entry(st.session_state.get(PAIR))
     return None if folder is None else _pair_of(folder, st.session_state.get(SEED))
 
 

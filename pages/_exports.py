@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._common import PAIR, SEED, entries
+from pages._common import PAIR, SEED, entry
 from tcm_core.viz.export import FigureRenderer, find_chromium, no_chromium_message, table_csv
 from tcm_core.viz.report import pair_report_html
 
@@ -50,7 +50,7 @@ def report_download(folder: Path | None = None, *, settings=None, threshold: flo
     seed), made on press (``viz.report``; a few seconds) under ``settings`` / ``threshold``."""
     seed = None
     if folder is None:
-        folder, seed = entries().get(st.session_state.get(PAIR)), st.session_state.get(SEED)
+        folder, seed = entry(st.session_state.get(PAIR)), st.session_state.get(SEED)
     if folder is None:
         return
     st.download_button(
