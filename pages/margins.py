@@ -17,14 +17,12 @@ from tcm_core.viz.margins import retrain_note, similarity_histogram_figure
 def margins_ui(cfg: dict) -> tuple[float, float, float, float]:  # (m+, m-, λ+, λ-): the +TCM run's, else defaults
     for key, low, high in (("mg_pos", -1, 1), ("mg_neg", -1, 1), ("mg_lpos", 0, 5), ("mg_lneg", 0, 5)):
         linked(key.removeprefix("mg_"), key, low=low, high=high)
-    for key, name, default in (("mg_pos", "margin_pos", MARGIN_POS), ("mg_neg", "margin_neg", MARGIN_NEG),
-                               ("mg_lpos", "lambda_pos", LAMBDA_POS), ("mg_lneg", "lambda_neg", LAMBDA_NEG)):
-        st.session_state.setdefault(key, float(cfg.get(name, default)))  # the suggestion panel may set m+ / m-
+    get = lambda name, default: float(cfg.get(name, default))  # noqa: E731
     c = st.columns(4)
-    return (c[0].slider("m⁺ (margin_pos)", -1.0, 1.0, step=0.01, key="mg_pos"),
-            c[1].slider("m⁻ (margin_neg)", -1.0, 1.0, step=0.01, key="mg_neg"),
-            c[2].slider("λ⁺ (lambda_pos)", 0.0, 5.0, step=0.1, key="mg_lpos"),
-            c[3].slider("λ⁻ (lambda_neg)", 0.0, 5.0, step=0.1, key="mg_lneg"))
+    return (c[0].slider("m⁺ (margin_pos)", -1.0, 1.0, get("margin_pos", MARGIN_POS), 0.01, key="mg_pos"),
+            c[1].slider("m⁻ (margin_neg)", -1.0, 1.0, get("margin_neg", MARGIN_NEG), 0.01, key="mg_neg"),
+            c[2].slider("λ⁺ (lambda_pos)", 0.0, 5.0, get("lambda_pos", LAMBDA_POS), 0.1, key="mg_lpos"),
+            c[3].slider("λ⁻ (lambda_neg)", 0.0, 5.0, get("lambda_neg", LAMBDA_NEG), 0.1, key="mg_lneg"))
 
 
 st.title("Tune TCM margins")
