@@ -30,8 +30,10 @@ from tcm_core.viz import class_table, utility_pair_figure  # noqa: E402
 
 
 def embeddings(n, classes, dim, seed):
+    """A run's test embeddings: ``n`` samples of ``classes`` clusters with spreads of their own.
+    The labels depend on ``n`` and ``classes`` only: both runs of a pair embed the same test split."""
+    y = np.random.default_rng(classes).integers(0, classes, n)
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
     spread = rng.uniform(0.3, 1.2, classes)
     return rng.normal(size=(classes, dim))[y] + spread[y, None] * rng.normal(size=(n, dim)), y
 
@@ -49,7 +51,8 @@ def slider_move(hb, ht, settings, hits=None) -> float:
     numbers = time.perf_counter() - t
     if hits is not None:  # the changes' paired-bootstrap intervals, as the page shows them
         bootstrap_pair_changes(base, tcm, settings.eps, *hits)
-    streamlit_json(utility_pair_figure(base.curves, tcm.curves, eps=settings.eps))
+    streamlit_json(utility_pair_figure(base.curves, tcm.curves, eps=settings.eps,  # scores as the page passes them
+                                       scores=[(r.opis, r.eps_opis) for r in (base, tcm)]))
     class_table(base.curves, tcm.curves, hb, ht, (base.curves.t_min + base.curves.t_max) / 2)
     return numbers
 

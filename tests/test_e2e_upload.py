@@ -51,3 +51,18 @@ def test_upload_pair_then_threshold_page(page, tmp_path):
     assert metric_value(pg, "OPIS +TCM") == format_metric(evaluate(x2, y2).opis, "opis")
     pg.screenshot(path=str(SHOTS / "upload_threshold.png"), full_page=True)
     assert pg.locator('[data-testid="stException"]').count() == 0
+
+    # hovering a worst class's curve names it: integer class names travel as binary customdata
+    point = pg.evaluate("""() => {
+      const gd = document.querySelector('.js-plotly-plot');
+      gd.scrollIntoView({block: "center"});
+      const trace = gd._fullData.find(t => t.name.startsWith('worst'));
+      const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+      return {name: trace.customdata[3], x: box.left + xa._offset + xa.l2p(trace.x[3]),
+              y: box.top + ya._offset + ya.l2p(trace.y[3])};
+    }""")
+    assert point["name"] in set(y.tolist())
+    pg.mouse.move(point["x"], point["y"])
+    pg.locator(".hoverlayer .hovertext").first.wait_for()
+    assert f"worst: class {point['name']}" in pg.locator(".hoverlayer").first.text_content()
+    pg.screenshot(path=str(SHOTS / "upload_threshold_hover.png"))

@@ -73,6 +73,21 @@ def test_vectorized_bootstrap_equals_brute_force(curves, eps):
     np.testing.assert_allclose(reps_e, bf_e, rtol=0, atol=1e-12)
 
 
+def test_resamples_that_skip_the_worst_classes_widen_the_search(curves):
+    """Only about n_worst classes (in worst-first order) are looked at first; resamples that
+    draw none of them must still find their worst among the better classes."""
+    order = np.argsort(curves.utility.mean(axis=1), kind="stable")
+    rows = [np.full(30, order[-1]),  # the best class 30 times
+            np.repeat(order[-3:], 10),  # only the three best
+            np.r_[order[0], np.repeat(order[-2:], [15, 14])],  # one worst class, then the best two
+            np.random.default_rng(0).integers(0, 30, 30)]
+    counts = np.stack([np.bincount(r, minlength=30) for r in rows])
+    reps_o, reps_e = replicates_from_counts(curves.utility, counts, 0.1)
+    for row, o, e in zip(rows, reps_o, reps_e):
+        r = resampled(curves, np.sort(row))
+        assert o == pytest.approx(opis(r), abs=1e-12) and e == pytest.approx(eps_opis(r, 0.1), abs=1e-12)
+
+
 def test_replicates_do_not_depend_on_the_block_size(curves, monkeypatch):
     import tcm_core.metrics.uncertainty as unc
 

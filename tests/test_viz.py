@@ -11,7 +11,7 @@ from conftest import clustered
 from tcm_core.errors import TCMError
 from tcm_core.metrics import (UtilityCurves, distance_histograms, eps_opis, opis, utility_curves,
                               utility_from_rates, worst_classes)
-from tcm_core.viz.utility import MAX_CLOUD_POINTS, display_columns
+from tcm_core.viz.utility import MAX_CLOUD_POINTS, MAX_WORST_POINTS, display_columns
 from tcm_core.metrics import class_rates, points_change, relative_change
 from tcm_core.viz import (change_color, class_table, format_metric, history_figure, utility_figure,
                           utility_pair_figure)
@@ -67,7 +67,7 @@ def test_worked_example_traces(six_curves):
     np.testing.assert_allclose(segments(everyone.x, 5), np.tile([0.3, 0.6, 0.9, 1.2, 1.5], (3, 1)),
                                atol=1e-6)
     np.testing.assert_allclose(segments(worst.y, 5), TABLE[[1]], atol=5e-5)
-    assert set(worst.text) == {"1"}  # class 1 is the worst, as METHOD.md says
+    assert set(worst.customdata) == {1}  # class 1 is the worst, as METHOD.md says
     np.testing.assert_allclose(mean.y, TABLE.mean(axis=0), atol=5e-5)
     assert fig.layout.title.text == "six points"
 
@@ -98,14 +98,27 @@ def test_clustered_traces_match_curves(runs):
     idx = worst_classes(curves, 0.3)
     assert len(idx) == 3
     np.testing.assert_allclose(segments(worst.y, k), curves.utility[idx], rtol=1e-6, atol=1e-7)
-    assert list(dict.fromkeys(worst.text)) == [str(c) for c in curves.classes[idx]]
+    assert list(dict.fromkeys(worst.customdata)) == list(curves.classes[idx])
+    assert "%{customdata}" in worst.hovertemplate and worst.text is None  # integer names: binary
     assert everyone.line.color.startswith("rgba(255,127,14,")  # semi-transparent run color
-    assert everyone.hovertemplate and len(everyone.text) == len(everyone.y)  # <= 500 classes
+    assert everyone.hovertemplate and len(everyone.customdata) == len(everyone.y)  # <= 500 classes
     texts = " ".join(a.text for a in fig.layout.annotations)
     assert f"OPIS {opis(curves):.4g}" in texts and f"30%-OPIS {eps_opis(curves, 0.3):.4g}" in texts
     assert "FAR band [0.001, 0.1]" in texts
     (rect,) = fig.layout.shapes
     assert (rect.x0, rect.x1) == (curves.t_min, curves.t_max)
+
+
+def test_hover_names_classes_by_string_or_binary_integer(six_points):
+    x, y = six_points
+    named = utility_curves(x, np.array(["cat", "dog", "emu"])[y], distance_range=(0.3, 1.5), num_thresholds=5)
+    worst = by_name(utility_figure(named), "worst")
+    assert set(worst.text) == {"dog"} and "%{text}" in worst.hovertemplate and worst.customdata is None
+    big = utility_curves(x, y + 3_000_000_000, distance_range=(0.3, 1.5), num_thresholds=5)  # beyond int32
+    assert set(by_name(utility_figure(big), "worst").text) == {"3000000001"}
+    sent = json.loads(utility_figure(utility_curves(x, y, distance_range=(0.3, 1.5), num_thresholds=5)).to_json())
+    (cloud,) = [t for t in sent["data"] if t["name"].startswith("all")]
+    assert cloud["customdata"]["dtype"] == "i4" and "bdata" in cloud["customdata"]  # binary, not a list
 
 
 def test_bad_eps_is_a_project_error(six_curves):
@@ -155,14 +168,17 @@ def test_two_thousand_classes_is_one_fast_trace():
     assert elapsed < 1.0, f"two figures with 2000 classes took {elapsed:.2f} s"
     everyone = by_name(fig, "all 2000 classes")
     assert len(fig.data) == 3 and len(pair.data) == 6
-    assert everyone.hoverinfo == "skip" and everyone.text is None
+    assert everyone.hoverinfo == "skip" and everyone.text is None and everyone.customdata is None
     cols = display_columns(201, 2000)  # 2000 x 201 points exceed the cloud's budget: thinned
     assert 1 < cols.size < 201 and cols[0] == 0 and cols[-1] == 200
     assert everyone.y.size == 2000 * cols.size + 1999 <= MAX_CLOUD_POINTS + 1999
     np.testing.assert_allclose(segments(everyone.y, cols.size)[[0, 1234, 1999]],
                                curves.utility[[0, 1234, 1999]][:, cols], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(segments(everyone.x, cols.size)[0], curves.thresholds[cols], rtol=1e-6)
-    assert len(by_name(fig, "worst").text) == 200 * 202 - 1
+    worst, wcols = by_name(fig, "worst"), display_columns(201, 200, MAX_WORST_POINTS)  # the worst 10%: thinned too
+    assert 1 < wcols.size < 201 and len(worst.customdata) == 200 * (wcols.size + 1) - 1 <= MAX_WORST_POINTS + 199
+    np.testing.assert_allclose(segments(worst.y, wcols.size), curves.utility[worst_classes(curves, 0.1)][:, wcols],
+                               rtol=1e-6, atol=1e-7)
     start = time.perf_counter()
     fig.to_json()
     assert time.perf_counter() - start < 1.0

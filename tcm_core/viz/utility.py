@@ -109,7 +109,7 @@ def gapped(rows: np.ndarray) -> np.ndarray:
 def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True, scores=None):
     """(traces, shapes, annotations) of one panel on axes ``x{axis}``/``y{axis}``."""
     worst = worst_classes(curves, eps)  # raises TCMError for an eps that leaves no "rest"
-    names = curves.classes.astype(str)
+    names = curves.classes
     refs = dict(xaxis=f"x{axis}", yaxis=f"y{axis}")
     traces = [dict(tr, **refs) for tr in (_all_classes_trace(curves, names, color, label),
                                          _worst_trace(curves, worst, names, eps, first),
@@ -119,13 +119,14 @@ def _panel(curves: UtilityCurves, *, eps, color, axis, label="", first=True, sco
 
 
 MAX_CLOUD_POINTS = 40_000  # per panel: beyond this the cloud is drawn on every n-th threshold
+MAX_WORST_POINTS = 10_000  # per panel, the worst classes' curves (100 of them at 1,000 classes)
 
 
-def display_columns(k: int, t: int) -> np.ndarray:
+def display_columns(k: int, t: int, budget: int = MAX_CLOUD_POINTS) -> np.ndarray:
     """Threshold indices to draw for ``t`` curves of ``k`` points: all of them, or an even
-    stride (always keeping both ends) so the figure stays light. Display only: every number
-    shown is computed on the full grid."""
-    stride = int(np.ceil(t * k / MAX_CLOUD_POINTS))
+    stride (always keeping both ends) so the figure stays within ``budget`` points and light.
+    Display only: every number shown is computed on the full grid."""
+    stride = int(np.ceil(t * k / budget))
     return np.arange(k) if stride <= 1 else np.unique(np.append(np.arange(0, k, stride), k - 1))
 
 
@@ -135,8 +136,8 @@ def _all_classes_trace(curves: UtilityCurves, names, color, label) -> dict:
     t, k = utility.shape
     hover = dict(hoverinfo="skip")
     if t <= HOVER_CLASS_LIMIT:
-        hover = dict(text=np.repeat(names, k + 1)[:-1],
-                     hovertemplate="class %{text}<br>d = %{x:.3f}<br>U = %{y:.3f}<extra></extra>")
+        labels, field = point_classes(names, k)
+        hover = dict(labels, hovertemplate=f"class %{{{field}}}<br>d = %{{x:.3f}}<br>U = %{{y:.3f}}<extra></extra>")
     name = f"{label}: all {t} classes" if label else f"all {t} classes"
     return dict(
         type="scattergl", x=gapped(np.broadcast_to(thresholds, (t, k))), y=gapped(utility),
@@ -146,13 +147,26 @@ def _all_classes_trace(curves: UtilityCurves, names, color, label) -> dict:
 
 
 def _worst_trace(curves: UtilityCurves, worst, names, eps, showlegend) -> dict:
-    k = curves.num_thresholds
+    cols = display_columns(curves.num_thresholds, len(worst), MAX_WORST_POINTS)
+    k = cols.size
+    labels, field = point_classes(names[worst], k)
     return dict(
-        type="scattergl", x=gapped(np.broadcast_to(curves.thresholds, (len(worst), k))),
-        y=gapped(curves.utility[worst]), text=np.repeat(names[worst], k + 1)[:-1],
-        mode="lines", connectgaps=False, name=f"worst {eps * 100:g}% of classes",
+        type="scattergl", x=gapped(np.broadcast_to(curves.thresholds[cols], (len(worst), k))),
+        y=gapped(curves.utility[worst][:, cols]), mode="lines", connectgaps=False, name=f"worst {eps * 100:g}% of classes",
         legendgroup="worst", showlegend=showlegend, line=dict(color=WORST_COLOR, width=2),
-        hovertemplate="worst: class %{text}<br>d = %{x:.3f}<br>U = %{y:.3f}<extra></extra>")
+        hovertemplate=f"worst: class %{{{field}}}<br>d = %{{x:.3f}}<br>U = %{{y:.3f}}<extra></extra>", **labels)
+
+
+INT32 = np.iinfo(np.int32)
+
+
+def point_classes(names: np.ndarray, k: int) -> tuple[dict, str]:
+    """Each point's class name for the hover of ``gapped`` curves of ``k`` points, and the
+    hovertemplate field that shows it: integer names as an int32 ``customdata`` array (sent
+    base64-encoded, a tenth of a slider move's JSON at 1,000 classes), others as ``text``."""
+    if names.dtype.kind in "iu" and (names.size == 0 or INT32.min <= names.min() and names.max() <= INT32.max):
+        return dict(customdata=np.repeat(names.astype(np.int32), k + 1)[:-1]), "customdata"
+    return dict(text=np.repeat(names.astype(str), k + 1)[:-1]), "text"
 
 
 def _mean_trace(curves: UtilityCurves, showlegend) -> dict:
