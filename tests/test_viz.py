@@ -311,3 +311,15 @@ def test_format_metric():
     assert format_metric(None, "opis") == format_metric(float("nan"), "loss") == "—"
     with pytest.raises(TCMError, match="valid kinds"):
         format_metric(1.0, "nope")
+
+
+def test_streamlit_sends_the_same_figure_through_orjson(runs):
+    """``st.plotly_chart`` serializes with plotly's default engine, orjson when installed (pinned:
+    a third of a 1,000-class slider move's JSON time); it must send what the json engine sends."""
+    import plotly.io as pio
+
+    fig = utility_pair_figure(runs[0][3], runs[1][3])
+    import orjson  # noqa: F401  (installed from requirements.txt, so "auto" picks it)
+
+    assert pio.json.config.default_engine == "auto"
+    assert json.loads(pio.to_json(fig, engine="orjson")) == json.loads(pio.to_json(fig, engine="json"))
