@@ -1,5 +1,6 @@
 """Pair blocks shared among torch.distributed ranks (gloo, 2 CPU processes): every rank ends
-with exactly the single-process numbers, through the kernels and through the device path."""
+with exactly the single-process numbers, through the kernels and through the device path, and
+so do R@k, R@1's hits per class and MAP@R from the query blocks each rank takes."""
 
 import json
 import os
@@ -13,7 +14,8 @@ import torch.multiprocessing as mp
 from conftest import ROOT, clustered
 from test_metrics_device import _ties
 
-from tcm_core.metrics import EvalSettings, embedding_set, evaluate, pairs, sharded
+from tcm_core.metrics import EvalSettings, embedding_set, evaluate, pairs, retrieval, sharded
+from tcm_core.metrics.retrieval import class_hits_from_set, map_at_r_from_set, recall_at_k_from_set
 from tcm_core.metrics.band import band_counts
 from tcm_core.metrics.thresholds import negative_distance_ranks
 
@@ -52,7 +54,18 @@ def _results(es) -> dict:
                      tiny_band_t=tiny_band[0], tiny_band_neg=tiny_band[2])
         out.update({f"{name}_{k}": v for k, v in found.items()})
     pairs.USE_KERNELS = True
+    out.update(_retrieval(es, rows=13), **{f"tiny_{k}": v for k, v in _retrieval(tiny, rows=64).items()})
     return out
+
+
+def _retrieval(es, rows) -> dict:
+    """R@1/R@4, R@1's hits per class and MAP@R with ``rows`` query rows per block."""
+    before, retrieval.BLOCK_BYTES = retrieval.BLOCK_BYTES, 16 * es.n * rows
+    try:
+        return {"recall": np.array(list(recall_at_k_from_set(es, (1, 4)).values())),
+                "class_hits": class_hits_from_set(es).hits, "map_at_r": np.array(map_at_r_from_set(es))}
+    finally:
+        retrieval.BLOCK_BYTES = before
 
 
 def _worker(rank, world, port, folder):

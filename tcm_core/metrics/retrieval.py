@@ -1,7 +1,9 @@
 """Retrieval accuracy: Recall@k and MAP@R (METHOD.md, "Accuracy").
 
 Every sample is a query against all others (cosine similarity, self excluded); rows are
-processed in blocks so memory stays bounded.
+processed in blocks so memory stays bounded. Inside ``sharded.across_ranks()`` (``torchrun``)
+each rank takes its share of the query blocks and the per-block sums are combined, so every
+rank ends with exactly the single-process numbers.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import torch
 from tcm_core.errors import TCMError
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 from tcm_core.metrics.pairs import BLOCK_BYTES
+from tcm_core.metrics.sharded import owned, sum_over_ranks
 
 
 def _neighbor_blocks(es: EmbeddingSet, k: int):
     """Yield ``(rows, same (r, k) bool)``: whether each query's j-th nearest neighbour shares its class."""
     n = es.n
     rows = int(max(1, min(n, BLOCK_BYTES // (16 * n))))
-    for i0 in range(0, n, rows):
+    for i0 in owned(range(0, n, rows)):  # this rank's query blocks (all of them in one process)
         i1 = min(n, i0 + rows)
         sims = es.embeddings[i0:i1] @ es.embeddings.T  # (r, n)
         sims[torch.arange(i1 - i0), torch.arange(i0, i1)] = -float("inf")
@@ -30,11 +33,11 @@ def _neighbor_blocks(es: EmbeddingSet, k: int):
 
 def recall_at_k_from_set(es: EmbeddingSet, ks=(1,)) -> dict[int, float]:
     ks = _check_ks(ks, es.n)
-    hits = {k: 0 for k in ks}
+    hits = np.zeros(len(ks), dtype=np.int64)
     for _, same in _neighbor_blocks(es, max(ks)):
-        for k in ks:
-            hits[k] += int(same[:, :k].any(dim=1).sum())
-    return {k: hits[k] / es.n for k in ks}
+        hits += [int(same[:, :k].any(dim=1).sum()) for k in ks]
+    hits = sum_over_ranks(hits)
+    return {k: int(h) / es.n for k, h in zip(ks, hits)}
 
 
 def recall_at_k(embeddings, labels, ks=(1,), *, normalize: bool = True) -> dict[int, float]:
@@ -62,8 +65,8 @@ def class_hits_from_set(es: EmbeddingSet) -> ClassHits:
     for rows, same in _neighbor_blocks(es, 1):
         hit[rows] = same[:, 0].cpu().numpy()
     codes = es.codes.cpu().numpy()
-    hits = np.bincount(codes, weights=hit, minlength=len(es.classes))
-    return ClassHits(es.classes, hits, np.asarray(es.class_sizes, dtype=np.float64))
+    hits = sum_over_ranks(np.bincount(codes[hit], minlength=len(es.classes)))
+    return ClassHits(es.classes, hits.astype(np.float64), np.asarray(es.class_sizes, dtype=np.float64))
 
 
 def class_hits(embeddings, labels, *, normalize: bool = True) -> ClassHits:
@@ -75,7 +78,9 @@ def map_at_r_from_set(es: EmbeddingSet) -> float:
     """Mean over queries with R = (class size - 1) >= 1 of (1/R) sum_{i<=R} P@i * rel_i."""
     sizes = torch.as_tensor(es.class_sizes, device=es.codes.device)[es.codes]  # (n,)
     r_max = int(sizes.max()) - 1
-    total, count = 0.0, 0
+    n_rows = int(max(1, min(es.n, BLOCK_BYTES // (16 * es.n))))
+    block_ap = np.zeros(-(-es.n // n_rows))  # each query block's sum of AP, in block order
+    count = 0
     for rows, same in _neighbor_blocks(es, r_max):
         r = (sizes[rows] - 1).unsqueeze(1)  # (b, 1)
         rank = torch.arange(1, r_max + 1, device=same.device).unsqueeze(0)  # (1, r_max)
@@ -83,9 +88,15 @@ def map_at_r_from_set(es: EmbeddingSet) -> float:
         precision = rel.cumsum(dim=1) / rank
         ap = (precision * rel).sum(dim=1) / r.squeeze(1).clamp(min=1)
         keep = r.squeeze(1) >= 1
-        total += float(ap[keep].sum())
+        block_ap[rows.start // n_rows] = float(ap[keep].sum())
         count += int(keep.sum())
-    return total / count
+    # one rank holds each block's sum (the others 0.0, so the all-reduce adds it exactly), then
+    # the blocks are added in order: the single-process sum, bit for bit
+    block_ap = sum_over_ranks(block_ap)
+    total = 0.0
+    for value in block_ap:
+        total += float(value)
+    return total / int(sum_over_ranks(np.array([count]))[0])
 
 
 def map_at_r(embeddings, labels, *, normalize: bool = True) -> float:

@@ -6,7 +6,8 @@ per-block results are combined so that every rank ends with exactly the single-p
 numbers: integer counts are summed (``sum_over_ranks``, all-reduce SUM), and the exact
 distances collected for the quantile windows are gathered and sorted (``merge_windows``).
 Outside it, or without a process group, every function is the identity: a DDP training whose
-rank 0 evaluates alone must not wait for the others. Used by ``pairs`` and ``device_pairs``;
+rank 0 evaluates alone must not wait for the others. Used by ``pairs``, ``device_pairs`` and
+``retrieval`` (query blocks);
 the ``evaluate`` command (``tcm_core.cli``) opens it under ``torchrun``.
 """
 
@@ -54,13 +55,15 @@ def _device() -> torch.device:
     return torch.device("cpu")
 
 
-def sum_over_ranks(counts: np.ndarray) -> np.ndarray:
-    """Element-wise sum of an integer array over all ranks (every rank gets it)."""
+def sum_over_ranks(values: np.ndarray) -> np.ndarray:
+    """Element-wise sum over all ranks (every rank gets it) of an integer array (as int64) or a
+    float one (as float64: exact where at most one rank holds a non-zero per element)."""
     if rank_and_world()[1] == 1:
-        return counts
-    t = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.int64)).to(_device())
+        return values
+    kind = np.float64 if np.asarray(values).dtype.kind == "f" else np.int64
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=kind)).to(_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.cpu().numpy().reshape(np.shape(counts))
+    return t.cpu().numpy().reshape(np.shape(values))
 
 
 def merge_windows(collected: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
