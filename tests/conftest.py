@@ -33,6 +33,20 @@ def clustered(seed, n=300, classes=10, dim=8, spread=(0.3, 1.5)):
     return centers[y] + scale[y, None] * rng.normal(size=(n, dim)), y
 
 
+def synthetic_curves(num_classes, k=201, seed=0):
+    """Synthetic but well-formed ``UtilityCurves``: monotone TPR up, TNR down over the grid."""
+    from tcm_core.metrics import UtilityCurves, utility_from_rates
+
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.5, 1.2, k)
+    center = rng.uniform(0.6, 1.1, (num_classes, 1))
+    tpr = 1 / (1 + np.exp(-(t - center) * 20))
+    tnr = 1 - 1 / (1 + np.exp(-(t - center - 0.2) * 20))
+    classes = np.arange(num_classes)
+    return UtilityCurves(t, classes, np.full(num_classes, 5), utility_from_rates(tpr, tnr), tpr, tnr,
+                         np.linspace(1e-3, 1e-1, k), classes[:0], 1.0, (1e-3, 1e-1), None)
+
+
 # ------------------------------------------------------------ browser tests (Playwright)
 
 CHROMIUM = os.environ.get("TCM_CHROMIUM", "/usr/bin/chromium")

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import clustered
+from conftest import clustered, synthetic_curves
 from tcm_core.metrics import band, eps_opis, opis, pairs, utility_curves
 from tcm_core.metrics.inputs import embedding_set
 from tcm_core.metrics.similarities import pair_similarities
 from tcm_core.metrics.uncertainty import draw_counts, replicates_from_counts
-from tcm_core.metrics.utility import UtilityCurves, utility_from_rates
 
 
 def _all_distances(x, y):
@@ -107,22 +106,11 @@ def test_pair_similarities_counts_and_sums_exactly():
         assert np.abs(count - ref).sum() <= 4  # float32 dot products in another order: edge cases only
 
 
-def _curves(num_classes, k=31, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0.5, 1.2, k)
-    center = rng.uniform(0.6, 1.1, (num_classes, 1))
-    tpr = 1 / (1 + np.exp(-(t - center) * 20))
-    tnr = 1 - 1 / (1 + np.exp(-(t - center - 0.2) * 20))
-    classes = np.arange(num_classes)
-    return UtilityCurves(t, classes, np.full(num_classes, 5), utility_from_rates(tpr, tnr), tpr, tnr,
-                         np.linspace(1e-3, 1e-1, k), classes[:0], 1.0, (1e-3, 1e-1), None)
-
-
 @pytest.mark.parametrize("eps", [0.02, 0.1])
 def test_bootstrap_over_many_classes_reaches_only_the_worst(eps):
     """With 300 classes the eps-OPIS replicates look at the first classes in worst order only:
     the same numbers as the real ``opis``/``eps_opis`` on each resample."""
-    curves = _curves(300)
+    curves = synthetic_curves(300, k=31)
     counts = draw_counts(300, 40, seed=3)
     reps_o, reps_e = replicates_from_counts(curves.utility, counts, eps)
     for b, row in enumerate(counts):

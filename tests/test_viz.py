@@ -6,11 +6,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import clustered
+from conftest import clustered, synthetic_curves
 
 from tcm_core.errors import TCMError
-from tcm_core.metrics import (UtilityCurves, distance_histograms, eps_opis, opis, utility_curves,
-                              utility_from_rates, worst_classes)
+from tcm_core.metrics import distance_histograms, eps_opis, opis, utility_curves, worst_classes
 from tcm_core.viz.utility import MAX_CLOUD_POINTS, MAX_WORST_POINTS, display_columns
 from tcm_core.metrics import class_rates, points_change, relative_change
 from tcm_core.viz import (change_color, class_table, format_metric, history_figure, utility_figure,
@@ -146,21 +145,9 @@ def test_pair_figure_shares_axes(runs):
     assert len(parsed["data"]) == 6
 
 
-def big_curves(num_classes=2000, k=201, seed=0):
-    """Synthetic but well-formed curves: monotone TPR up, TNR down over the grid."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0.5, 1.2, k)
-    center = rng.uniform(0.6, 1.1, (num_classes, 1))
-    tpr = 1 / (1 + np.exp(-(t - center) * 20))
-    tnr = 1 - 1 / (1 + np.exp(-(t - center - 0.2) * 20))
-    classes = np.arange(num_classes)
-    return UtilityCurves(t, classes, np.full(num_classes, 5), utility_from_rates(tpr, tnr), tpr,
-                         tnr, np.linspace(1e-3, 1e-1, k), classes[:0], 1.0, (1e-3, 1e-1), None)
-
-
 def test_two_thousand_classes_is_one_fast_trace():
-    curves = big_curves()
-    utility_figure(big_curves(10, 5))  # warm-up: plotly's lazy imports and validators
+    curves = synthetic_curves(2000)
+    utility_figure(synthetic_curves(10, 5))  # warm-up: plotly's lazy imports and validators
     start = time.perf_counter()
     fig = utility_figure(curves)
     pair = utility_pair_figure(curves, curves)
