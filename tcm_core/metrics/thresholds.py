@@ -149,8 +149,9 @@ def negative_distance_ranks(es: EmbeddingSet, ranks) -> tuple[np.ndarray, np.nda
     m = pairs.negative_pair_count(es.class_sizes)
     if ranks.size == 0 or ranks.min() < 0 or ranks.max() >= m:
         raise TCMError(f"ranks must lie in [0, {m - 1}] (there are {m} negative pairs); got {ranks.tolist()}")
-    windows = pairs._rank_windows(pairs._negative_histogram(es), np.unique(ranks), pairs._window_pad(es))
-    collected = pairs._collect_windows(es, windows)
+    hist = pairs._negative_histogram(es)
+    windows = pairs._rank_windows(hist, np.unique(ranks), pairs._window_pad(es))
+    collected = pairs._collect_windows(es, windows, hist)
     values, counts = np.empty(ranks.size), np.empty(ranks.size, dtype=np.int64)
     for i, r in enumerate(ranks):
         below, sorted_d = next((b, v) for b, v in collected if b <= r < b + v.size)
