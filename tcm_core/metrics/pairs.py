@@ -26,7 +26,7 @@ import torch
 from tcm_core.metrics import _kernels, device_pairs, sharded
 from tcm_core.metrics.inputs import EmbeddingSet
 
-BLOCK_BYTES = 128 << 20  # similarity block per step (torch path: ~10x that in temporaries)
+BLOCK_BYTES = 128 << 20  # bytes per step: the kernels' float32 similarity block, retrieval's query block
 HIST_BINS = 1 << 18  # locating bins for exact quantiles: ~7.6e-6 wide in similarity
 LUT_CELLS = 1 << 16  # cells of the kernels' threshold lookup table over s in [-1, 1]
 GRID_LUT_CELLS = 1 << 18  # finer for the histograms' 16,385 grid points
@@ -50,21 +50,17 @@ def negative_pair_count(class_sizes) -> int:
     return (n * n - int((sizes * sizes).sum())) // 2
 
 
-def upper_blocks(es: EmbeddingSet, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple]:
-    """Yield ``(i0, sims)`` with ``sims (r, n - i0)`` = rows i0..i0+r against columns i0..n;
-    the unordered pairs are the entries with local column > local row."""
-    return _blocks(es.embeddings, block_bytes)
+def _block_rows(n: int) -> int:
+    """Rows per block of the kernels' passes: a float32 similarity block of ``BLOCK_BYTES``."""
+    return device_pairs.block_rows(n, 4, BLOCK_BYTES)
 
 
-def _block_rows(n: int, device_type: str, block_bytes: int = BLOCK_BYTES) -> int:
-    per_row = (4 if device_type == "cpu" else 40) * n
-    # at least ~8 blocks, so that the skipped lower triangle saves about half the matmul
-    return int(max(1, min(block_bytes // per_row, max(64, -(-n // 8)))))
-
-
-def _blocks(embeddings: torch.Tensor, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple]:
+def _blocks(embeddings: torch.Tensor) -> Iterator[tuple]:
+    """Yield ``(i0, sims)`` with ``sims (r, n - i0)`` = rows i0..i0+r against columns i0..n
+    (the CPU kernels' path: ``device_pairs`` has its own blocks); the unordered pairs are the
+    entries with local column > local row."""
     n = embeddings.shape[0]
-    rows = _block_rows(n, embeddings.device.type, block_bytes)
+    rows = _block_rows(n)
     for i0 in sharded.owned(range(0, n, rows)):  # this rank's blocks under torchrun (all alone)
         yield i0, embeddings[i0 : i0 + rows] @ embeddings[i0:].T
 
@@ -199,7 +195,7 @@ def _binned_counts(es: EmbeddingSet, t: np.ndarray, dtype) -> tuple[np.ndarray, 
     pos = np.zeros((threads, c, t.size + 1), dtype=dtype)
     neg = np.zeros_like(pos)
     bin_type = np.uint16 if t.size < 1 << 16 else np.int32
-    buffer = np.empty(_block_rows(es.n, "cpu") * es.n, dtype=bin_type)
+    buffer = np.empty(_block_rows(es.n) * es.n, dtype=bin_type)
     for i0, sims in _blocks(srt.embeddings):
         s = sims.numpy()
         bins = buffer[: s.size].reshape(s.shape)
