@@ -19,10 +19,16 @@ from tcm_core.metrics.pairs import BLOCK_BYTES
 from tcm_core.metrics.sharded import owned, sum_over_ranks
 
 
+def _query_rows(n: int) -> int:
+    """Queries per block: ``(r, n)`` similarities and their top-k within ``BLOCK_BYTES``."""
+    return int(max(1, min(n, BLOCK_BYTES // (16 * n))))
+
+
 def _neighbor_blocks(es: EmbeddingSet, k: int):
-    """Yield ``(rows, same (r, k) bool)``: whether each query's j-th nearest neighbour shares its class."""
+    """Yield ``(rows, same (r, k) bool)``: whether each query's j-th nearest neighbour shares its
+    class; ``rows`` is the block's slice of queries (block ``rows.start // _query_rows(n)``)."""
     n = es.n
-    rows = int(max(1, min(n, BLOCK_BYTES // (16 * n))))
+    rows = _query_rows(n)
     for i0 in owned(range(0, n, rows)):  # this rank's query blocks (all of them in one process)
         i1 = min(n, i0 + rows)
         sims = es.embeddings[i0:i1] @ es.embeddings.T  # (r, n)
@@ -78,7 +84,7 @@ def map_at_r_from_set(es: EmbeddingSet) -> float:
     """Mean over queries with R = (class size - 1) >= 1 of (1/R) sum_{i<=R} P@i * rel_i."""
     sizes = torch.as_tensor(es.class_sizes, device=es.codes.device)[es.codes]  # (n,)
     r_max = int(sizes.max()) - 1
-    n_rows = int(max(1, min(es.n, BLOCK_BYTES // (16 * es.n))))
+    n_rows = _query_rows(es.n)
     block_ap = np.zeros(-(-es.n // n_rows))  # each query block's sum of AP, in block order
     count = 0
     for rows, same in _neighbor_blocks(es, r_max):
