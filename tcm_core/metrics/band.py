@@ -41,7 +41,8 @@ def band_counts(es: EmbeddingSet, far_range, num_thresholds: int):
     tol = pairs._similarity_tolerance(es)
     windows = pairs._rank_windows(neg_hist, ranks, pairs._window_pad(es, least=0))
     zone_d = _threshold_intervals(neg_hist, windows, lo, hi, tol, num_thresholds)
-    zones = pairs.zone_table(1.0 - zone_d[1] ** 2 / 2.0, 1.0 - zone_d[0] ** 2 / 2.0, tol, ZONE_CELLS)
+    zone_s = pairs.distance_to_similarity(zone_d)  # the intervals in s: the far ends are the lower bounds
+    zones = pairs.zone_table(zone_s[1], zone_s[0], tol, ZONE_CELLS)
     found = _band_pass(es, windows, neg_hist, pos_hist + neg_hist, zones, num_thresholds)
     if found is None:  # a buffer was short
         t = np.linspace(*pairs.negative_distance_quantiles(es, far_range), num_thresholds)

@@ -34,10 +34,6 @@ WINDOW_PAD = 8  # bins either side of a located rank: covers float32 rounding up
 WINDOW_CAPACITY = 1 << 16  # first guess of the values in the windows when no histogram sizes them
 
 
-def similarity_to_distance(s) -> np.ndarray:
-    return np.sqrt(np.clip(2.0 - 2.0 * np.asarray(s, dtype=np.float64), 0.0, None))
-
-
 def distance_to_similarity(t) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     return 1.0 - t * t / 2.0
@@ -107,7 +103,7 @@ def lookup_table(thresholds: np.ndarray, sim_tol: float, cells: int = LUT_CELLS)
     accepting every s of the cell (``d <= t`` iff ``s >= 1 - t^2 / 2``), or -1 where a
     threshold lies within ``sim_tol`` of the cell, near s = 1 (where distances are refined)
     and at both ends (s may round past +-1): those pairs take the kernels' exact path."""
-    s_k = 1.0 - thresholds * thresholds / 2.0
+    s_k = distance_to_similarity(thresholds)
     lut = zone_table(s_k, s_k, sim_tol, cells)  # int16 where it can: a small table stays in cache
     lut[np.linspace(-1.0, 1.0, cells + 1)[1:] > _kernels.REFINE_SIMILARITY] = -1
     lut[0] = -1
