@@ -34,8 +34,7 @@ def band_counts(es: EmbeddingSet, far_range, num_thresholds: int):
     """``(thresholds (k,), pos (classes, k), neg (classes, k))``: ``linspace`` between the exact
     ``far_range`` quantiles of the negative-pair distances and ``accepted_counts`` there."""
     if not pairs._use_kernels(es):
-        t = np.linspace(*pairs.negative_distance_quantiles(es, far_range), num_thresholds)
-        return (t, *pairs.accepted_counts(es, t))
+        return _three_passes(es, far_range, num_thresholds)
     pos, lo, hi, ranks = pairs._quantile_ranks(es, far_range)
     pos_hist, neg_hist = _pair_histograms(es)
     tol = pairs._similarity_tolerance(es)
@@ -45,17 +44,24 @@ def band_counts(es: EmbeddingSet, far_range, num_thresholds: int):
     zones = pairs.zone_table(zone_s[1], zone_s[0], tol, ZONE_CELLS)
     found = _band_pass(es, windows, neg_hist, pos_hist + neg_hist, zones, num_thresholds)
     if found is None:  # a buffer was short
-        t = np.linspace(*pairs.negative_distance_quantiles(es, far_range), num_thresholds)
-        return (t, *pairs.accepted_counts(es, t))
+        return _three_passes(es, far_range, num_thresholds)
     collected, out, deferred = found
     t = np.linspace(*pairs._quantiles(collected, pos, lo, hi), num_thresholds)
     if not ((zone_d[0] <= t) & (t <= zone_d[1])).all():
         return (t, *pairs.accepted_counts(es, t))
-    _kernels.count_deferred(*deferred, pairs.sorted_set(es).exact, pairs.sorted_set(es).codes,
-                            pairs.lookup_table(t, tol), t, pairs._inv_step(t), tol, out)  # this rank's pairs
+    srt = pairs.sorted_set(es)
+    _kernels.count_deferred(*deferred, srt.exact, srt.codes, pairs.lookup_table(t, tol), t, pairs._inv_step(t),
+                            tol, out)  # this rank's pairs
     counts = sharded.sum_over_ranks(out.sum(axis=0)).reshape(len(es.classes), 2, t.size + 1)
     cum = counts.cumsum(axis=-1)[..., : t.size]
     return t, cum[:, 0], cum[:, 1]
+
+
+def _three_passes(es: EmbeddingSet, far_range, num_thresholds: int):
+    """The three-pass path: the band's exact ends (``negative_distance_quantiles``), then the
+    counts at its thresholds."""
+    t = np.linspace(*pairs.negative_distance_quantiles(es, far_range), num_thresholds)
+    return (t, *pairs.accepted_counts(es, t))
 
 
 def _pair_histograms(es: EmbeddingSet) -> tuple[np.ndarray, np.ndarray]:
