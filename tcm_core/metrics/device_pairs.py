@@ -232,7 +232,9 @@ def _near_threshold(d, first, edges, sim_tol):
 # ---------------------------------------------------------------- exact quantiles
 
 def _distance_bins(d: torch.Tensor, nbins: int) -> torch.Tensor:
-    """``_kernels.distance_bin`` of float64 distances."""
+    """Bins of float64 distances: ``floor(d * nbins / 2)``, ``nbins`` equal bins over [0, 2]
+    (d = 2 in the last), the bins whose float32 cut points ``similarity_bounds.bin_bounds``
+    finds (the kernels bin ``1 - s`` instead: ``_kernels.similarity_bin``)."""
     return (d * (nbins / 2.0)).long().clamp_(max=nbins - 1)
 
 

@@ -57,10 +57,10 @@ def smallest_similarity_within(distances) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def bin_bounds(nbins: int) -> np.ndarray:
-    """``(nbins - 1,)`` ascending float32 cut points for ``_kernels.distance_bin``:
-    ``bin(d(s)) == nbins - 1 - #{bounds < s}``.
+    """``(nbins - 1,)`` ascending float32 cut points for the device path's distance bins
+    (``device_pairs._distance_bins``): ``bin(d(s)) == nbins - 1 - #{bounds < s}``.
 
-    ``distance_bin`` is ``floor(d * nbins / 2)`` (a power-of-two scaling, exact), so the bin is
+    The bin is ``floor(d * nbins / 2)`` (a power-of-two scaling, exact), so the bin is
     at least j exactly when ``d >= 2 j / nbins``: when s is at most the largest float32 below
     the smallest s with ``d(s) < 2 j / nbins``.
     """
