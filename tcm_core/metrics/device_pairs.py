@@ -85,7 +85,7 @@ class DevicePairs:
         budget = memory_budget(budget_bytes, self.device)
         self.rows = block_rows(es.n, bytes_per_pair, budget)
         self.refine_chunk = int(min(MAX_REFINE_CHUNK, max(1024, budget // (24 * es.dim))))
-        if es not in _EXACT or _EXACT[es].device != self.device:
+        if es not in _EXACT:  # a frozen set's embeddings keep their device
             _EXACT[es] = torch.from_numpy(es.exact).to(self.device)
         self.exact = _EXACT[es]  # (n, d) float64
 
