@@ -202,12 +202,12 @@ class ProgressCallback(Callback):
     trained side by side report the mean of their fractions (the hooks come from two threads)."""
 
     def __init__(self, report):
-        self.report = report
+        self._report = report
         self._epochs: dict[str, tuple[int, int]] = {}  # run -> (epochs, start epoch)
         self._done: dict[str, float] = {}  # runs in progress -> their fraction done
 
     def on_stage(self, text: str, done: int = 0, total: int = 0) -> None:
-        self.report(0.0, text)
+        self._report(0.0, text)
 
     def on_run_start(self, run: str, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
         self._epochs[run], self._done[run] = (epochs, start_epoch), 0.0
@@ -222,5 +222,5 @@ class ProgressCallback(Callback):
             done = (epoch - start) * steps + step
             self._done[run] = min(1.0, done / max(1, (epochs - start) * steps))
             fractions = list(self._done.values())
-            self.report(sum(fractions) / len(fractions),
+            self._report(sum(fractions) / len(fractions),
                         f"training {run}: epoch {epoch + 1}/{epochs}, step {step}/{steps}")
