@@ -116,10 +116,10 @@ class JobQueue:
             same = next((j for j in reversed(self._jobs.values()) if j.key == job.key and self._reusable(j)), None)
             if same is not None:
                 same.owners.add(owner)
+                self._save()
             else:
                 self._add(job)
-                self._schedule()
-            self._save()
+                self._schedule()  # saves the queue
             return same or job
 
     def stop(self, job_id: str, owner: str) -> bool:
