@@ -155,7 +155,8 @@ class JobQueue:
         now = time.monotonic()
         with self._lock:
             self._watchers[owner] = now
-            watching = sum(now - t < WATCH_WINDOW for t in self._watchers.values())
+            self._watchers = {o: t for o, t in self._watchers.items() if now - t < WATCH_WINDOW}  # gone sessions leave
+            watching = len(self._watchers)
         return poll_interval(watching)
 
     # ---- what pages read
