@@ -129,8 +129,8 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
     reuse = baseline is not None and (Path(baseline) / runs.METRICS).is_file() and (
         reuse_baseline if reuse_baseline is not None else not reduced)
-    before, scores = torch.get_num_threads(), {}
-    try:
+    scores = {}
+    with torch_threads_kept():  # ``threads`` only for this retrain
         if threads:
             torch.set_num_threads(int(threads))
         if reuse:
@@ -143,8 +143,6 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
         else:
             train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True,
                   scores=scores)
-    finally:
-        torch.set_num_threads(before)
     with torch_threads_kept():
         return _result(cfg, out, reduced, started, scores)
 
