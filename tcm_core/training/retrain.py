@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcm_core.checks import check_margin
-from tcm_core.metrics.retrieval import class_hits
-from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, embedding_scores, pair_changes_dict
+from tcm_core.metrics.scores import (PairChanges, bootstrap_pair_changes, embedding_scores_and_hits,
+                                     pair_changes_dict)
 from tcm_core.training import runs
 from tcm_core.training.callbacks import Callback
 from tcm_core.training.config import TrainConfig
@@ -187,9 +187,8 @@ def _saved_scores(run_dir: Path, settings, *splits: str) -> dict:
         numba.set_num_threads(1)
     found = {}
     for split in splits or ("test", "val"):
-        if (run_dir / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
-            x, y = runs.load_run_embeddings(run_dir, split)
-            found[split] = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
+        if (run_dir / runs.embeddings_file(split)).is_file():
+            found[split] = SplitScores(*embedding_scores_and_hits(*runs.load_run_embeddings(run_dir, split), settings))
     return found
 
 
