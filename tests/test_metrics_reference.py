@@ -6,7 +6,9 @@ import torch
 
 import reference as ref
 from conftest import clustered
-from tcm_core.metrics.evaluation import EvalSettings, evaluate
+from tcm_core.metrics.evaluation import EvalSettings, evaluate, evaluate_embedding_set
+from tcm_core.metrics.inputs import embedding_set
+from tcm_core.metrics.retrieval import class_hits_from_set, recall_at_k_from_set
 from tcm_core.metrics import (calibration_range, distance_histograms, eps_opis, map_at_r, opis,
                               recall_at_k, utility_curves)
 from tcm_core.metrics import pairs
@@ -145,7 +147,12 @@ def test_map_at_r_by_hand():
 def test_evaluate_matches_reference_on_unseen_data():
     x, y = clustered(9, n=400, classes=15, dim=12)
     r = ref.evaluate(x, y, far_range=(0.01, 0.2), k=101, beta=1.0, eps=0.2)
-    e = evaluate(x, y, EvalSettings(far_range=(0.01, 0.2), num_thresholds=101, eps=0.2))
+    settings = EvalSettings(far_range=(0.01, 0.2), num_thresholds=101, eps=0.2)
+    e = evaluate(x, y, settings)
+    es = embedding_set(x, y)  # R@1 from the class hits (one nearest-neighbour pass): the same numbers
+    hits = class_hits_from_set(es)
+    assert hits.recall_at_1 == recall_at_k_from_set(es, (1,))[1]
+    assert evaluate_embedding_set(es, settings, hits=hits) == e
     assert e.opis == pytest.approx(r["opis"], rel=2e-3)
     assert e.eps_opis == pytest.approx(r["eps_opis"], rel=2e-3)
     assert e.t_min == pytest.approx(r["t_min"], abs=1e-4) and e.t_max == pytest.approx(r["t_max"], abs=1e-4)

@@ -13,6 +13,7 @@ from tcm_core.data.workers import loader_options
 from tcm_core.io import load_embeddings
 from tcm_core.training import Callback, TrainConfig, TrainingDiverged, engine, pair_threads, runs, train
 from tcm_core.training.batches import TrainBatches, eval_chunks, in_memory
+from tcm_core.tasks.retrain import RetrainTask
 from tcm_core.training.retrain import ProgressCallback
 
 DIGITS = dict(dataset="digits", epochs=1, batch_size=32, samples_per_class=4, embedding_dim=8,
@@ -192,3 +193,21 @@ def test_progress_of_runs_side_by_side_is_their_mean():
     cb.on_run_end("tcm", {})
     cb.on_step("baseline", 0, 20, 20, 1.0)
     assert seen == [0.25, 0.75, 1.0]
+
+
+def test_a_retrain_task_reports_the_progress_callbacks_fraction(tmp_path):
+    # the task is its own ProgressCallback: a finished run leaves the mean (on_run_end) and
+    # should_stop is the task's
+    task = RetrainTask(TrainConfig(**DIGITS), 0.8, 0.4, tmp_path / "re")
+    seen = []
+    for run in runs.PAIR:
+        task.on_run_start(run, 1, 40, 0)
+    for hook, args in (("on_step", ("baseline", 0, 10, 40, 1.0)), ("on_step", ("tcm", 0, 40, 40, 1.0)),
+                       ("on_run_end", ("tcm", {})), ("on_step", ("baseline", 0, 30, 40, 1.0))):
+        getattr(task, hook)(*args)
+        seen.append(task.snapshot().fraction)
+    assert seen == [0.125, 0.625, 0.625, 0.75]  # not (1 + 0.75) / 2 once tcm has ended
+    assert task.snapshot().stage == "training baseline: epoch 1/1, step 30/40"
+    assert not task.should_stop()
+    task.stop()
+    assert task.should_stop()

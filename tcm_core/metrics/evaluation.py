@@ -15,7 +15,7 @@ from tcm_core.errors import TCMError
 from tcm_core.metrics.inputs import EmbeddingSet, embedding_set
 from tcm_core.metrics.opis import eps_opis, opis
 from tcm_core.metrics.uncertainty import bootstrap_scores
-from tcm_core.metrics.retrieval import map_at_r_from_set, recall_at_k_from_set
+from tcm_core.metrics.retrieval import ClassHits, map_at_r_from_set, recall_at_k_from_set
 from tcm_core.metrics.utility import (DEFAULT_BETA, DEFAULT_EPS, DEFAULT_FAR_RANGE,
                                       DEFAULT_NUM_THRESHOLDS, UtilityCurves, utility_curves_from_set)
 
@@ -92,15 +92,18 @@ class Evaluation:
 
 
 def evaluate_embedding_set(es: EmbeddingSet, settings: EvalSettings = EvalSettings(),
-                           curves: UtilityCurves | None = None) -> Evaluation:
-    """``curves``: ``es``'s utility curves under ``settings`` when the caller has them already."""
+                           curves: UtilityCurves | None = None, hits: ClassHits | None = None) -> Evaluation:
+    """``curves``: ``es``'s utility curves under ``settings`` when the caller has them already;
+    ``hits``: ``es``'s R@1 hits per class likewise (``class_hits_from_set(es)``: its R@1 is
+    the same count over n, so the nearest-neighbour pass is not made twice)."""
     if curves is None:
         curves = utility_curves_from_set(es, **settings.curve_options)
     opis_ci, eps_ci = bootstrap_scores(curves, settings.eps)
     return Evaluation(
         n=es.n, dim=es.dim, n_classes=int(curves.classes.size),
         skipped_classes=int(curves.skipped_classes.size),
-        recall_at_1=recall_at_k_from_set(es, (1,))[1], map_at_r=map_at_r_from_set(es),
+        recall_at_1=recall_at_k_from_set(es, (1,))[1] if hits is None else hits.recall_at_1,
+        map_at_r=map_at_r_from_set(es),
         opis=opis(curves), eps_opis=eps_opis(curves, settings.eps),
         t_min=curves.t_min, t_max=curves.t_max,
         far_range=curves.far_range, distance_range=curves.distance_range,

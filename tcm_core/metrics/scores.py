@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tcm_core.errors import TCMError
 from tcm_core.metrics.change import points_change, relative_change
 from tcm_core.metrics.evaluation import EvalSettings
 from tcm_core.metrics.histograms import DistanceHistograms
 from tcm_core.metrics.opis import eps_opis, opis
-from tcm_core.metrics.retrieval import ClassHits, class_hits
+from tcm_core.metrics.inputs import embedding_set
+from tcm_core.metrics.retrieval import ClassHits, class_hits_from_set
 from tcm_core.metrics.uncertainty import (Interval, bootstrap_change, bootstrap_recall_change,
                                           seed_interval)
-from tcm_core.metrics.utility import UtilityCurves, utility_curves
+from tcm_core.metrics.utility import UtilityCurves, utility_curves, utility_curves_from_set
 
 
 @dataclass(frozen=True)
@@ -82,15 +82,20 @@ def embedding_scores(embeddings, labels, settings: EvalSettings = EvalSettings()
     return RunScores(curves, opis(curves), eps_opis(curves, settings.eps))
 
 
+def embedding_scores_and_hits(embeddings, labels, settings: EvalSettings = EvalSettings()) -> tuple[RunScores, ClassHits]:
+    """(``embedding_scores``, R@1's ``class_hits``) of one split, from one ``EmbeddingSet``."""
+    es = embedding_set(embeddings, labels, normalize=settings.normalize)
+    curves = utility_curves_from_set(es, **settings.curve_options)
+    return RunScores(curves, opis(curves), eps_opis(curves, settings.eps)), class_hits_from_set(es)
+
+
 def embedding_pair_changes(base_embeddings, base_labels, tcm_embeddings, tcm_labels,
                            settings: EvalSettings = EvalSettings()) -> tuple[RunScores, RunScores, PairChanges]:
     """(baseline's scores, +TCM's scores, the changes with paired-bootstrap intervals over the
     classes, R@1 included) of a pair's embeddings of one split."""
-    base = embedding_scores(base_embeddings, base_labels, settings)
-    tcm = embedding_scores(tcm_embeddings, tcm_labels, settings)
-    hits = (class_hits(base_embeddings, base_labels, normalize=settings.normalize),
-            class_hits(tcm_embeddings, tcm_labels, normalize=settings.normalize))
-    return base, tcm, bootstrap_pair_changes(base, tcm, settings.eps, *hits)
+    base, base_hits = embedding_scores_and_hits(base_embeddings, base_labels, settings)
+    tcm, tcm_hits = embedding_scores_and_hits(tcm_embeddings, tcm_labels, settings)
+    return base, tcm, bootstrap_pair_changes(base, tcm, settings.eps, base_hits, tcm_hits)
 
 
 def run_pair_changes(pair_root, split: str = "test", settings: EvalSettings = EvalSettings()) -> PairChanges | None:
@@ -98,9 +103,7 @@ def run_pair_changes(pair_root, split: str = "test", settings: EvalSettings = Ev
     "val"); None when a run lacks that split's embeddings (runs written before validation)."""
     from tcm_core.training import runs  # lazy: training imports metrics
 
-    name = {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}.get(split)
-    if name is None:
-        raise TCMError(f"split must be 'test' or 'val'; got {split!r}")
+    name = runs.embeddings_file(split)
     sides = [Path(pair_root) / side for side in runs.PAIR]
     if not all((d / name).is_file() for d in sides):
         return None

@@ -116,10 +116,10 @@ class JobQueue:
             same = next((j for j in reversed(self._jobs.values()) if j.key == job.key and self._reusable(j)), None)
             if same is not None:
                 same.owners.add(owner)
+                self._save()
             else:
                 self._add(job)
-                self._schedule()
-            self._save()
+                self._schedule()  # saves the queue
             return same or job
 
     def stop(self, job_id: str, owner: str) -> bool:
@@ -155,7 +155,8 @@ class JobQueue:
         now = time.monotonic()
         with self._lock:
             self._watchers[owner] = now
-            watching = sum(now - t < WATCH_WINDOW for t in self._watchers.values())
+            self._watchers = {o: t for o, t in self._watchers.items() if now - t < WATCH_WINDOW}  # gone sessions leave
+            watching = len(self._watchers)
         return poll_interval(watching)
 
     # ---- what pages read

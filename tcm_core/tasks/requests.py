@@ -103,9 +103,7 @@ class JobRequest:
             return False
         if self.kind != "train":
             return self.out.is_dir()
-        job = self.build()
-        first = job.snapshot().progress.runs[0].run
-        return (job.run_dir(first) / runs.CHECKPOINT).is_file()
+        return self.build().has_checkpoint()
 
     def finished_on_disk(self) -> bool:
         """A finished job's result is still there (for the run cache)."""

@@ -98,22 +98,23 @@ class TrainingJob(BackgroundTask, Callback):
         else:
             train(self.config, self.out, compare=self.compare, resume=self.resumed, callback=self)
 
+    def has_checkpoint(self) -> bool:
+        """Whether the first run of the plan saved a checkpoint in the folder (what resuming
+        continues from; a later run without one starts fresh)."""
+        plan = self.snapshot().progress.runs
+        return bool(plan) and (self.run_dir(plan[0].run) / runs.CHECKPOINT).is_file()
+
     @property
     def resumable(self) -> bool:
-        """Stopped or failed after the first run of the plan saved a checkpoint (a later run
-        without one starts fresh when resumed)."""
-        snap = self.snapshot()
-        first = snap.progress.runs[0].run if snap.progress.runs else None
-        return (snap.status in (TaskStatus.STOPPED, TaskStatus.FAILED) and first is not None
-                and (self.run_dir(first) / runs.CHECKPOINT).is_file())
+        """Stopped or failed after the first run of the plan saved a checkpoint."""
+        return self.snapshot().status in (TaskStatus.STOPPED, TaskStatus.FAILED) and self.has_checkpoint()
 
-    def resume(self, start: bool = True) -> TrainingJob:
-        """A new job that continues this one's folder from its checkpoints (started by default)."""
+    def resume(self) -> TrainingJob:
+        """A new job, started, that continues this one's folder from its checkpoints."""
         if not self.resumable:
             raise TCMError(f"job {self.job_id} cannot be resumed: it must be stopped or failed after "
                            f"its first run finished at least one epoch")
-        job = TrainingJob(self.config, self.out, self.compare, resume=True, seeds=self.seeds)
-        return job.start() if start else job
+        return TrainingJob(self.config, self.out, self.compare, resume=True, seeds=self.seeds).start()
 
     # ---- engine callbacks (in the job's thread, the only writer of its progress)
     def _progress(self) -> TrainingProgress:

@@ -379,8 +379,9 @@ def evaluate_split(embeddings: np.ndarray, labels: np.ndarray, settings) -> tupl
     """``evaluate`` of one split, with the curves and R@1 hits behind it (computed once)."""
     es = embedding_set(embeddings, labels, normalize=settings.normalize)
     curves = utility_curves_from_set(es, **settings.curve_options)
-    ev = evaluate_embedding_set(es, settings, curves)
-    return ev, SplitScores(RunScores(curves, ev.opis, ev.eps_opis), class_hits_from_set(es))
+    hits = class_hits_from_set(es)
+    ev = evaluate_embedding_set(es, settings, curves, hits)
+    return ev, SplitScores(RunScores(curves, ev.opis, ev.eps_opis), hits)
 
 
 @contextlib.contextmanager

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcm_core.checks import check_margin
-from tcm_core.metrics.retrieval import class_hits
-from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, embedding_scores, pair_changes_dict
+from tcm_core.metrics.scores import (PairChanges, bootstrap_pair_changes, embedding_scores_and_hits,
+                                     pair_changes_dict)
 from tcm_core.training import runs
 from tcm_core.training.callbacks import Callback
 from tcm_core.training.config import TrainConfig
@@ -129,8 +129,8 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
     cfg, reduced = quick_config(config, margin_pos, margin_neg, lambda_pos, lambda_neg, budget)
     reuse = baseline is not None and (Path(baseline) / runs.METRICS).is_file() and (
         reuse_baseline if reuse_baseline is not None else not reduced)
-    before, scores = torch.get_num_threads(), {}
-    try:
+    scores = {}
+    with torch_threads_kept():  # ``threads`` only for this retrain
         if threads:
             torch.set_num_threads(int(threads))
         if reuse:
@@ -143,8 +143,6 @@ def retrain(config: TrainConfig, margin_pos: float, margin_neg: float, out, *,
         else:
             train(cfg, out, compare=True, callback=callback, eval_last_only=True, side_by_side=True,
                   scores=scores)
-    finally:
-        torch.set_num_threads(before)
     with torch_threads_kept():
         return _result(cfg, out, reduced, started, scores)
 
@@ -189,9 +187,8 @@ def _saved_scores(run_dir: Path, settings, *splits: str) -> dict:
         numba.set_num_threads(1)
     found = {}
     for split in splits or ("test", "val"):
-        if (run_dir / {"test": runs.EMBEDDINGS, "val": runs.VAL_EMBEDDINGS}[split]).is_file():
-            x, y = runs.load_run_embeddings(run_dir, split)
-            found[split] = SplitScores(embedding_scores(x, y, settings), class_hits(x, y, normalize=settings.normalize))
+        if (run_dir / runs.embeddings_file(split)).is_file():
+            found[split] = SplitScores(*embedding_scores_and_hits(*runs.load_run_embeddings(run_dir, split), settings))
     return found
 
 
@@ -202,12 +199,12 @@ class ProgressCallback(Callback):
     trained side by side report the mean of their fractions (the hooks come from two threads)."""
 
     def __init__(self, report):
-        self.report = report
+        self._report = report
         self._epochs: dict[str, tuple[int, int]] = {}  # run -> (epochs, start epoch)
         self._done: dict[str, float] = {}  # runs in progress -> their fraction done
 
     def on_stage(self, text: str, done: int = 0, total: int = 0) -> None:
-        self.report(0.0, text)
+        self._report(0.0, text)
 
     def on_run_start(self, run: str, epochs: int, steps_per_epoch: int, start_epoch: int) -> None:
         self._epochs[run], self._done[run] = (epochs, start_epoch), 0.0
@@ -222,5 +219,5 @@ class ProgressCallback(Callback):
             done = (epoch - start) * steps + step
             self._done[run] = min(1.0, done / max(1, (epochs - start) * steps))
             fractions = list(self._done.values())
-            self.report(sum(fractions) / len(fractions),
+            self._report(sum(fractions) / len(fractions),
                         f"training {run}: epoch {epoch + 1}/{epochs}, step {step}/{steps}")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from tcm_core.data.layouts import LAYOUTS
 from tcm_core.data.registry import DATASETS
 from tcm_core.data.roots import resolve_data_dir
+from tcm_core.models.feature_cache import cache_key
+from tcm_core.models.weights import weights_id
 
 SOURCES = Path(__file__).resolve().parents[1]  # the tcm_core package
 
@@ -60,18 +61,15 @@ def data_identity(config: dict) -> dict:
     (hashed); the weights file's size and time when ``weights`` is a file."""
     folder = data_folder(config)
     listing = _files(folder) if folder is not None and folder.is_dir() else []
-    identity = dict(dataset=config.get("dataset"), folder=str(folder),
-                    files=hashlib.sha256(json.dumps(listing).encode()).hexdigest())
+    identity = dict(dataset=config.get("dataset"), folder=str(folder), files=cache_key(listing))
     weights = config.get("weights")
     if weights and Path(weights).is_file():
-        stat = Path(weights).stat()
-        identity["weights"] = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]
+        identity["weights"] = weights_id(Path(weights))
     return identity
 
 
 def request_key(kind: str, args: dict, config: dict | None) -> str:
     """sha256 of (kind, arguments, the data's identity, the code version): equal keys, equal runs.
     ``args`` must be JSON-able and hold only what changes the result (not the output folder)."""
-    blob = json.dumps(dict(kind=kind, args=args, code=code_version(),
-                           data=None if config is None else data_identity(config)), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return cache_key(dict(kind=kind, args=args, code=code_version(),
+                          data=None if config is None else data_identity(config)))

@@ -68,20 +68,21 @@ def read_json(path) -> dict:
     return data
 
 
-def _embeddings_file(split: str) -> str:
+def embeddings_file(split: str) -> str:
+    """The file name of a run's ``split`` embeddings ("test" or "val"; TCMError otherwise)."""
     if split not in ("test", "val"):
         raise TCMError(f"split must be 'test' or 'val'; got {split!r}")
     return EMBEDDINGS if split == "test" else VAL_EMBEDDINGS
 
 
 def save_run_embeddings(run_dir, embeddings, labels, split: str = "test") -> None:
-    save_embeddings(Path(run_dir) / _embeddings_file(split), embeddings, labels)
+    save_embeddings(Path(run_dir) / embeddings_file(split), embeddings, labels)
 
 
 def load_run_embeddings(run_dir, split: str = "test"):
     """``(embeddings, labels)`` of a run's test split (or ``split="val"``: validation, which
     runs written before validation existed do not have: TCMError)."""
-    return load_embeddings(Path(run_dir) / _embeddings_file(split))
+    return load_embeddings(Path(run_dir) / embeddings_file(split))
 
 
 def save_checkpoint(run_dir, state: dict) -> None:

@@ -110,12 +110,6 @@ def store_upload(runs_root, checked: CheckedUpload) -> Upload:
     return load_upload(folder)
 
 
-def add_upload(runs_root, file_name: str, data: bytes, *, name: str | None = None,
-               max_bytes: int | None = None) -> Upload:
-    """``check_upload`` then ``store_upload``: nothing is stored when the file is refused."""
-    return store_upload(runs_root, check_upload(runs_root, file_name, data, name=name, max_bytes=max_bytes))
-
-
 def load_upload(folder) -> Upload:
     folder = Path(folder)
     m = _read_manifest(folder / MANIFEST)
