@@ -5,7 +5,6 @@ scripts over ``tcm_core``."""
 from __future__ import annotations
 
 import os
-import dataclasses
 import uuid
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import studies
-from tcm_core.metrics import (DEFAULT_EPS, EvalSettings, RunScores, distance_histograms, pair_scores, points_change,
-                              relative_change)
+from tcm_core.metrics import DEFAULT_EPS, distance_histograms, pair_scores, points_change, relative_change
 from tcm_core.metrics.retrieval import class_hits
 from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, seed_pair_changes
 from tcm_core.metrics.similarities import pair_similarities
@@ -228,19 +226,6 @@ def histograms(path: Path):
 def hits(path: Path):
     """The run's R@1 hits per test class (for the R@1 change's bootstrap)."""
     return _derived("hits", str(path), run_mtime(path))
-
-
-def exact_scores(scores: RunScores, metrics: dict, settings: EvalSettings) -> RunScores:
-    """``scores`` (from the histograms, within 0.1% of exact) with OPIS and ε-OPIS replaced by the
-    run's exact values from ``metrics.json`` (computed from the pairs, as ``evaluate`` does) when
-    the page's settings are the ones those were computed with."""
-    try:
-        recorded = EvalSettings.from_dict({f.name: metrics[f.name] for f in dataclasses.fields(EvalSettings)})
-    except (KeyError, TypeError, TCMError):
-        return scores
-    if recorded != settings:
-        return scores
-    return dataclasses.replace(scores, opis=float(metrics["opis"]), eps_opis=float(metrics["eps_opis"]))
 
 
 def pair_changes(pair: runs.RunPair, base, tcm, settings) -> PairChanges:
