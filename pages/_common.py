@@ -118,12 +118,6 @@ def upload_label(item) -> str | None:
     return next((label for label, f in entries(refresh=True).items() if f == folder), None)
 
 
-def pairs() -> dict[str, runs.RunPair]:
-    """Label -> a pair (for repeats, the first seed's; single uploads left out)."""
-    found = {label: folder_pair(folder) for label, folder in entries().items()}
-    return {label: p for label, p in found.items() if p.tcm is not None}
-
-
 def _pick_pair() -> None:
     """The sidebar's run picker (drawn on every page): a pair, and for repeats a seed; the
     choice lives in session state."""
