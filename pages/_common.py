@@ -5,9 +5,7 @@ scripts over ``tcm_core``."""
 from __future__ import annotations
 
 import os
-import dataclasses
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +17,12 @@ from tcm_core.data import available_datasets, resolve_data_dir
 from tcm_core.device import describe_device, resolve_device
 from tcm_core.errors import TCMError
 from tcm_core.experiments.results import studies
-from tcm_core.metrics import (DEFAULT_EPS, EvalSettings, RunScores, distance_histograms, pair_scores, points_change,
-                              relative_change)
+from tcm_core.metrics import DEFAULT_EPS, distance_histograms, pair_scores, points_change, relative_change
 from tcm_core.metrics.retrieval import class_hits
 from tcm_core.metrics.scores import PairChanges, bootstrap_pair_changes, seed_pair_changes
 from tcm_core.metrics.similarities import pair_similarities
 from tcm_core.training import TrainConfig, runs, uploads
+from tcm_core.training.folders import config_dict, folder_pair
 from tcm_core.training.repeats import find_repeats, load_summary, seed_pairs, summary_changes
 from tcm_core.training.retrain import resolve_paths
 from tcm_core.viz import format_metric
@@ -96,7 +94,7 @@ def _scan_entries() -> dict[str, Path]:
             found[prefix + folder.name] = folder
         for study in studies(root):
             found.update({f"{prefix}{study.name}/{cell.name}": cell for cell in find_repeats(study)
-                          if (_pair_of(cell).tcm / runs.EMBEDDINGS).is_file()})  # viewable cells only
+                          if (folder_pair(cell).tcm / runs.EMBEDDINGS).is_file()})  # viewable cells only
         if prefix == "":
             found.update(_uploaded(root))
     return found
@@ -118,37 +116,6 @@ def upload_label(item) -> str | None:
     """The run picker's label of a stored ``uploads.Upload`` or ``UploadPair``."""
     folder = getattr(item, "folder", None) or item.root
     return next((label for label, f in entries(refresh=True).items() if f == folder), None)
-
-
-@dataclass(frozen=True)
-class SingleRun:
-    """One uploaded run where a page expects a pair: ``baseline`` is the run, ``tcm`` None."""
-
-    root: Path
-    name: str
-
-    @property
-    def baseline(self) -> Path:
-        return self.root
-
-    tcm = None
-
-
-def _pair_of(folder: Path, seed: int | None = None):
-    """The pair in ``folder``; for repeats, seed ``seed``'s (default: the first seed's); for an
-    uploaded pair its two uploads; for a single upload a ``SingleRun``."""
-    if uploads.is_upload_pair(folder):
-        return uploads.load_upload_pair(folder)
-    if uploads.is_upload(folder):
-        return SingleRun(folder, uploads.load_upload(folder).name)
-    seeds = seed_pairs(folder)
-    return seeds.get(seed, next(iter(seeds.values()))) if seeds else runs.RunPair(folder)
-
-
-def pairs() -> dict[str, runs.RunPair]:
-    """Label -> a pair (for repeats, the first seed's; single uploads left out)."""
-    found = {label: _pair_of(folder) for label, folder in entries().items()}
-    return {label: p for label, p in found.items() if p.tcm is not None}
 
 
 def _pick_pair() -> None:
@@ -185,7 +152,7 @@ def pick_pair():
     """The pair chosen in the sidebar (for repeats, the chosen seed's; a ``SingleRun`` for a
     single upload), or None."""
     folder = entry(st.session_state.get(PAIR))
-    return None if folder is None else _pair_of(folder, st.session_state.get(SEED))
+    return None if folder is None else folder_pair(folder, st.session_state.get(SEED))
 
 
 def require_pair(*, single: bool = False):
@@ -220,7 +187,7 @@ def run_mtime(path: Path) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _run(path: str, mtime: float):
-    config = uploads.upload_config(path) if uploads.is_upload(path) else runs.load_config(path).to_dict()
+    config = config_dict(path)
     metrics = runs.load_metrics(path)
     embeddings, labels = runs.load_run_embeddings(path)
     return config, metrics, embeddings, labels
@@ -255,19 +222,6 @@ def hits(path: Path):
     return _derived("hits", str(path), run_mtime(path))
 
 
-def exact_scores(scores: RunScores, metrics: dict, settings: EvalSettings) -> RunScores:
-    """``scores`` (from the histograms, within 0.1% of exact) with OPIS and ε-OPIS replaced by the
-    run's exact values from ``metrics.json`` (computed from the pairs, as ``evaluate`` does) when
-    the page's settings are the ones those were computed with."""
-    try:
-        recorded = EvalSettings.from_dict({f.name: metrics[f.name] for f in dataclasses.fields(EvalSettings)})
-    except (KeyError, TypeError, TCMError):
-        return scores
-    if recorded != settings:
-        return scores
-    return dataclasses.replace(scores, opis=float(metrics["opis"]), eps_opis=float(metrics["eps_opis"]))
-
-
 def pair_changes(pair: runs.RunPair, base, tcm, settings) -> PairChanges:
     """How +TCM changed the picked pair's scores (``RunScores`` under ``settings``), with
     intervals: across seeds when the picked entry holds repeats, else a paired bootstrap over
@@ -283,7 +237,7 @@ def pair_changes(pair: runs.RunPair, base, tcm, settings) -> PairChanges:
 def finished_changes(folder: Path) -> tuple[dict, dict, PairChanges]:
     """(baseline metrics, +TCM metrics, changes) of a finished pair folder: for repeats the mean
     over seeds and the changes across seeds (``summary.json``), else a paired bootstrap."""
-    pair = _pair_of(folder)
+    pair = folder_pair(folder)
     if len(seed_pairs(folder)) >= 2:  # the mean over seeds, and the changes across seeds
         summary = load_summary(folder)
         base, tcm = ({k: float(np.mean([r[side][k] for r in summary["per_seed"]])) for k in ("opis", "recall_at_1")}

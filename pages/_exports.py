@@ -11,13 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from pages._common import PAIR, SEED, entry
-from tcm_core.viz.export import FigureRenderer, find_chromium, no_chromium_message, table_csv
+from tcm_core.viz.export import FORMATS, default_renderer, find_chromium, no_chromium_message, table_csv
 from tcm_core.viz.report import pair_report_html
-
-
-@st.cache_resource(show_spinner=False)
-def _renderer() -> FigureRenderer:
-    return FigureRenderer()  # one browser for the whole server, started on the first press
 
 
 def _stem(name: str) -> str:
@@ -29,9 +24,9 @@ def figure_downloads(fig, name: str) -> None:
     if find_chromium() is None:
         st.info(no_chromium_message(), icon=":material/info:")
         return
-    renderer, stem = _renderer(), _stem(name)
+    renderer, stem = default_renderer(), _stem(name)  # one browser per server, started on the first press
     row = st.container(horizontal=True)
-    for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml")):
+    for fmt, mime in FORMATS.items():
         row.download_button(fmt.upper(), lambda fmt=fmt: renderer.render(fig, fmt), f"{stem}.{fmt}", mime,
                             key=f"dl_{fmt}_{stem}", icon=":material/image:", on_click="ignore",
                             help=f"The figure as {fmt.upper()} at presentation size (1280 × 720"

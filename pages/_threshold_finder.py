@@ -11,6 +11,7 @@ from pages._common import load_run, run_mtime
 from pages._links import linked
 from tcm_core.metrics.thresholds import find_threshold
 from tcm_core.viz import format_metric
+from tcm_core.viz.export import table_csv
 
 TARGETS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2]
 
@@ -40,7 +41,7 @@ def target_far_ui(named_runs: dict[str, Path]) -> None:
                              column_config={c: st.column_config.NumberColumn(format="%.5f") for c in ("far", "frr")})
             slug = name.replace(" ", "_").replace("+", "")
             d1, d2 = st.columns(2)
-            d1.download_button("Per-class table (CSV)", report.classes.to_csv(index_label="class"),
+            d1.download_button("Per-class table (CSV)", table_csv(report.classes),
                                f"classes_far{far:g}_{slug}.csv", "text/csv", key=f"csv::{name}")
             d2.download_button("Threshold (JSON)", json.dumps(report.to_dict(), indent=2),
                                f"threshold_far{far:g}_{slug}.json", "application/json", key=f"json::{name}")

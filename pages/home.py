@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from pages._common import entries, finished_changes, histograms, metric_pair, pairs
+from pages._common import entries, finished_changes, histograms, metric_pair
 from pages._exports import figure_downloads
 from tcm_core.metrics import scores_from_histograms
+from tcm_core.training.folders import folder_pair
 from tcm_core.viz import utility_figure
 
 st.title("TCM Explorer")
@@ -23,13 +24,14 @@ range) and **ε-OPIS** (how far the worst ε of classes sit from the rest), and 
 examples = [label for label in entries() if label.startswith("example")]
 if examples:
     label = examples[0]
-    scores = scores_from_histograms(histograms(pairs()[label].baseline))
+    folder = entries()[label]
+    scores = scores_from_histograms(histograms(folder_pair(folder).baseline))
     st.plotly_chart(fig := utility_figure(scores.curves, title=f"Per-class utility vs threshold: {label} (baseline)"),
                     width="stretch")
     figure_downloads(fig, "utility_curves_example")
     st.caption("One thin line per test class. Where the lines spread apart, a single threshold "
                "cannot serve every class equally well.")
-    base, tcm, changes = finished_changes(entries()[label])
+    base, tcm, changes = finished_changes(folder)
     m = st.columns(4)
     metric_pair(m[0:2], "OPIS", base["opis"], tcm["opis"], interval=changes.opis)
     metric_pair(m[2:4], "R@1", base["recall_at_1"], tcm["recall_at_1"], "share", interval=changes.recall_at_1)

@@ -51,7 +51,7 @@ figure_downloads(fig, "pair_similarities")
 
 st.subheader("Margins from targets")
 suggestion_ui(h, split, getattr(pair, "name", pair.baseline.parent.name))
-if uploaded or pair.tcm is None:
+if uploaded:  # a single upload too (its pair.tcm is None)
     st.info("Retraining and the margin search need the model and its data: these are uploaded embeddings. Train "
             "your model with the margins above, e.g. `TCMLoss(margin_pos=m⁺, margin_neg=m⁻)` added to its loss.")
     st.stop()

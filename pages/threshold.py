@@ -4,12 +4,13 @@ the exact threshold for a target FAR with the classes that break it."""
 
 import streamlit as st
 
-from pages._common import exact_scores, histograms, load_run, metric_pair, pair_changes, require_pair
+from pages._common import histograms, load_run, metric_pair, pair_changes, require_pair
 from pages._exports import figure_downloads, report_download, table_download
 from pages._links import linked
 from pages._threshold_finder import target_far_ui
 from tcm_core.errors import TCMError
 from tcm_core.metrics import EvalSettings, pair_scores, scores_from_histograms
+from tcm_core.metrics.scores import exact_scores
 from tcm_core.metrics.utility import DEFAULT_FAR_RANGE, DEFAULT_NUM_THRESHOLDS
 from tcm_core.viz import class_table, format_metric, utility_figure, utility_pair_figure
 

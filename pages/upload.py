@@ -22,10 +22,10 @@ st.markdown(
 
 example = EXAMPLES / "mnist-arcface-3d" / "seed-0"
 c1, c2 = st.columns(2)
-c1.download_button("Example file to try: MNIST toy baseline (.npz)", (example / "baseline" / runs.EMBEDDINGS).read_bytes(),
-                   "mnist_toy_baseline.npz", "application/octet-stream")
-c2.download_button("... and its +TCM twin (.npz)", (example / "tcm" / runs.EMBEDDINGS).read_bytes(),
-                   "mnist_toy_tcm.npz", "application/octet-stream")
+c1.download_button("Example file to try: MNIST toy baseline (.npz)", (example / "baseline" / runs.EMBEDDINGS).read_bytes,
+                   "mnist_toy_baseline.npz", "application/octet-stream", on_click="ignore")  # read on press
+c2.download_button("... and its +TCM twin (.npz)", (example / "tcm" / runs.EMBEDDINGS).read_bytes,
+                   "mnist_toy_tcm.npz", "application/octet-stream", on_click="ignore")
 note = st.session_state.pop(NOTE, None)
 if note:
     st.success(note)
@@ -65,7 +65,7 @@ if files and st.button("Add to the run picker", type="primary"):
                     if len(stored) == 2 else next(iter(stored.values())) if len(stored) == 1 else None)
         except TCMError as exc:
             st.error(str(exc))
-    if item is not None and not failed:
+    if item is not None:  # only made when nothing failed
         st.session_state[PAIR] = upload_label(item)
         st.session_state[NOTE] = (f"Added **{item.name}**: picked in the sidebar's run picker. Open *Threshold "
                                   "consistency*, *Tune TCM margins* or *Embeddings on the sphere* to see it.")

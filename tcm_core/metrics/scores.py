@@ -7,7 +7,7 @@ an interval (a paired bootstrap over the test classes, or across seeds for repea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from tcm_core.metrics.change import points_change, relative_change
@@ -39,6 +39,19 @@ def pair_scores(base: DistanceHistograms, tcm: DistanceHistograms,
                 settings: EvalSettings = EvalSettings()) -> tuple[RunScores, RunScores]:
     """(baseline's, +TCM's) scores under the same settings."""
     return scores_from_histograms(base, settings), scores_from_histograms(tcm, settings)
+
+
+def exact_scores(scores: RunScores, metrics: dict, settings: EvalSettings) -> RunScores:
+    """``scores`` (from the histograms, within 0.1% of exact) with OPIS and ε-OPIS replaced by the
+    run's exact values from ``metrics.json`` (computed from the pairs, as ``evaluate`` does) when
+    ``settings`` are the ones those were computed with."""
+    try:
+        recorded = EvalSettings.from_dict({f.name: metrics[f.name] for f in fields(EvalSettings)})
+    except (KeyError, TypeError, TCMError):
+        return scores
+    if recorded != settings:
+        return scores
+    return replace(scores, opis=float(metrics["opis"]), eps_opis=float(metrics["eps_opis"]))
 
 
 @dataclass(frozen=True)

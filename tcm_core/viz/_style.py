@@ -1,7 +1,8 @@
-"""Colors and small layout helpers shared by the figures in ``viz``."""
+"""Colors, the figure template and small layout helpers shared by the figures in ``viz``."""
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
 BASELINE_COLOR = "#1f77b4"  # blue
@@ -35,3 +36,15 @@ def rgba(color: str, alpha: float) -> str:
         return color
     r, g, b = hex_to_rgb(color)
     return f"rgba({r},{g},{b},{alpha:.3g})"
+
+
+# what the figures used of plotly's default template; the whole one is deep-copied per figure
+FIGURE_TEMPLATE = dict(layout=dict(font=dict(color="#2a3f5f"), hovermode="closest", hoverlabel=dict(align="left"),
+                            title=dict(x=0.05), xaxis=dict(automargin=True, title=dict(standoff=15)),
+                            yaxis=dict(automargin=True, title=dict(standoff=15))))
+
+
+def dict_figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A ``go.Figure`` from plain dicts without plotly's per-property validation (which took
+    most of a slider move); the dicts are built here, so they are known to be valid."""
+    return go.Figure(dict(data=traces, layout=layout), _validate=False)

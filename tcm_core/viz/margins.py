@@ -17,9 +17,8 @@ from plotly.subplots import make_subplots
 
 from tcm_core.experiments.tune import pareto_mask
 from tcm_core.metrics.similarities import SimilarityHistograms, penalized_shares
-from tcm_core.viz._style import BASELINE_COLOR, MEAN_COLOR, TCM_COLOR, WORST_COLOR, rgba
+from tcm_core.viz._style import BASELINE_COLOR, FIGURE_TEMPLATE, MEAN_COLOR, TCM_COLOR, WORST_COLOR, dict_figure, rgba
 from tcm_core.viz.format import change_with_interval, format_metric
-from tcm_core.viz.utility import FIGURE_TEMPLATE
 
 POS_COLOR, NEG_COLOR = "#2ca02c", "#9467bd"
 DISTINGUISHABLE = "OPIS change distinguishable from zero (95% CI excludes 0)"
@@ -71,7 +70,7 @@ def similarity_histogram_figure(h: SimilarityHistograms, margin_pos: float, marg
                   yaxis=dict(title=dict(text="share of pairs per bin (log)"), type="log",
                              range=[np.log10(floor), np.log10(top * 1.5)], **grid),
                   legend=dict(orientation="h", y=-0.18))
-    return go.Figure(dict(data=bars, layout=layout), _validate=False)
+    return dict_figure(bars, layout)
 
 
 def retrain_caption(result) -> str:

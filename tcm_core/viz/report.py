@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from tcm_core.errors import TCMError
 from tcm_core.losses.tcm import MARGIN_NEG, MARGIN_POS
 from tcm_core.metrics import EvalSettings, distance_histograms, pair_scores
 from tcm_core.metrics.change import points_change
@@ -51,33 +50,6 @@ class PairReport:
     notes: tuple[str, ...]
 
 
-def _config(run_dir: Path) -> dict:
-    """A trained run's config, or what an uploaded run shows in its place."""
-    from tcm_core.training import runs, uploads
-
-    return uploads.upload_config(run_dir) if uploads.is_upload(run_dir) else runs.load_config(run_dir).to_dict()
-
-
-def _pair_folder(folder: Path, seed: int | None):
-    from tcm_core.training import runs
-    from tcm_core.training.repeats import seed_pairs
-
-    from tcm_core.training import uploads
-
-    if uploads.is_upload_pair(folder):  # two uploaded runs (before / after)
-        return uploads.load_upload_pair(folder), 0
-    seeds = seed_pairs(folder)
-    if seeds:
-        if seed is not None and seed not in seeds:
-            raise TCMError(f"{folder} has no seed {seed}; its seeds: {', '.join(map(str, seeds))}")
-        return seeds[next(iter(seeds)) if seed is None else seed], len(seeds)
-    pair = runs.RunPair(folder)
-    if not all((side / runs.EMBEDDINGS).is_file() for side in (pair.baseline, pair.tcm)):
-        raise TCMError(f"{folder} is not a pair folder: it needs baseline/ and tcm/ runs with "
-                       f"{runs.EMBEDDINGS} (or seed-<n>/ pairs of repeats)")
-    return pair, 0
-
-
 def build_pair_report(folder, *, seed: int | None = None, settings: EvalSettings | None = None,
                       threshold: float | None = None) -> PairReport:
     """Everything the report of ``folder`` shows: a pair (``baseline/``, ``tcm/``) or a repeats
@@ -85,11 +57,14 @@ def build_pair_report(folder, *, seed: int | None = None, settings: EvalSettings
     ``settings`` default to the baseline's training evaluation settings; ``threshold`` (the
     per-class FAR / FRR columns) to the middle of the baseline's calibration range."""
     from tcm_core.training import runs
+    from tcm_core.training.folders import config_dict, folder_pair
     from tcm_core.training.records import load_history
+    from tcm_core.training.repeats import seed_pairs
 
     folder = Path(folder)
-    pair, n_seeds = _pair_folder(folder, seed)
-    configs = tuple(_config(side) for side in (pair.baseline, pair.tcm))
+    pair = folder_pair(folder, seed, strict=True)
+    n_seeds = len(seed_pairs(folder))
+    configs = tuple(config_dict(side) for side in (pair.baseline, pair.tcm))
     metrics = [runs.load_metrics(side) for side in (pair.baseline, pair.tcm)]
     settings = settings or (EvalSettings.from_dict(configs[0]["eval"]) if "eval" in configs[0] else EvalSettings())
     (bx, by), (tx, ty) = (runs.load_run_embeddings(side) for side in (pair.baseline, pair.tcm))

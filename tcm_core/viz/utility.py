@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 
 from tcm_core.errors import TCMError
 from tcm_core.metrics import UtilityCurves, eps_opis, opis, worst_classes
-from tcm_core.viz._style import (BASELINE_COLOR, MEAN_COLOR, PAIR_TITLES, RANGE_FILL, TCM_COLOR, WORST_COLOR,
-                                 rgba)
+from tcm_core.viz._style import (BASELINE_COLOR, FIGURE_TEMPLATE, MEAN_COLOR, PAIR_TITLES, RANGE_FILL, TCM_COLOR,
+                                 WORST_COLOR, dict_figure, rgba)
 
 HOVER_CLASS_LIMIT = 500  # above this many classes the all-classes trace has no hover
 Y_RANGE = (0.0, 1.02)
@@ -34,7 +34,7 @@ def utility_figure(curves: UtilityCurves, *, eps: float = 0.1, title: str = "",
     layout.update(shapes=shapes, annotations=notes)
     if title:
         layout["title"] = dict(text=title)
-    return _figure(traces, layout)
+    return dict_figure(traces, layout)
 
 
 def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: float = 0.1,
@@ -56,20 +56,10 @@ def utility_pair_figure(baseline: UtilityCurves, tcm: UtilityCurves, *, eps: flo
                          yanchor="bottom", showarrow=False, font=dict(size=16))
                     for text, (lo, hi) in zip(titles, PAIR_DOMAINS)]
     layout.update(shapes=shapes, annotations=titles_notes + notes)
-    return _figure(traces, layout)
+    return dict_figure(traces, layout)
 
 
 PAIR_DOMAINS = ((0.0, 0.475), (0.525, 1.0))  # make_subplots' domains at horizontal_spacing=0.05
-# what the figures used of plotly's default template; the whole one is deep-copied per figure
-FIGURE_TEMPLATE = dict(layout=dict(font=dict(color="#2a3f5f"), hovermode="closest", hoverlabel=dict(align="left"),
-                            title=dict(x=0.05), xaxis=dict(automargin=True, title=dict(standoff=15)),
-                            yaxis=dict(automargin=True, title=dict(standoff=15))))
-
-
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
-    """A ``go.Figure`` from plain dicts without plotly's per-property validation (which took
-    most of a slider move); the dicts are built here, so they are known to be valid."""
-    return go.Figure(dict(data=traces, layout=layout), _validate=False)
 
 
 def _layout(x_range, axes: Sequence[str], height: int) -> dict:
