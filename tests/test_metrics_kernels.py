@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import clustered, synthetic_curves
 from tcm_core.metrics import band, eps_opis, opis, pairs, utility_curves

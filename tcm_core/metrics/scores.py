@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from tcm_core.errors import TCMError
 from tcm_core.metrics.change import points_change, relative_change
 from tcm_core.metrics.evaluation import EvalSettings
 from tcm_core.metrics.histograms import DistanceHistograms
